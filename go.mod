@@ -1,0 +1,3 @@
+module github.com/corosync-go/quorum
+
+go 1.26.8
