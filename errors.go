@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/corosync-go/quorum/internal/cs"
 )
@@ -63,6 +64,8 @@ func (e *Error) Error() string {
 	s := "quorum: " + e.Op + ": " + e.Code.String() + " (" + strconv.Itoa(int(e.Code)) + ")"
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
+	} else if sentinel := sentinelFor(e.Code); sentinel != nil {
+		s += ": " + strings.TrimPrefix(sentinel.Error(), "quorum: ")
 	}
 	if e.Code == Code(cs.ErrAccess) {
 		s += "; " + accessHint()

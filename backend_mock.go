@@ -1,0 +1,575 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corosync-go/quorum/internal/cs"
+)
+
+// SimCluster is a simulated corosync cluster for tests and demos. Each node
+// runs a simulated corosync with votequorum; SimCluster.Backend(id) connects
+// to the one on node id, through the same engine as the real backends (the
+// connection signals the engine through an eventfd).
+//
+// It follows corosync's semantics: a trackstart snapshot of a nodelist then
+// a quorum notification, one nodelist and one quorum notification per
+// membership change, ring ids named after the lowest member with a growing
+// sequence number, CS_ERR_EXIST for a second trackstart, CS_ERR_LIBRARY once
+// the local corosync stops. Quorum follows votequorum's majority rule: a
+// partition is quorate when its votes reach expected/2 + 1, where expected
+// is the sum of all nodes' votes unless set; with two-node mode and two
+// expected votes, one vote is enough.
+//
+// What it does not model: timing (changes are instant, so a node cut off and
+// healed never shows up in joined and left at once), quorum devices, and the
+// membership effects of a frozen corosync (Freeze stops only its IPC).
+//
+// All methods are safe for concurrent use. The zero value is not usable:
+// call NewSimCluster.
+type SimCluster struct {
+	mu       sync.Mutex
+	nodes    map[uint32]*simNode
+	ids      []uint32 // sorted
+	expected uint32   // 0: the sum of all votes
+	twoNode  bool
+	seq      uint64
+}
+
+// SimNode describes one simulated node. Votes 0 means 1.
+type SimNode struct {
+	ID    uint32
+	Votes uint32
+}
+
+type simNode struct {
+	id, votes uint32
+	up        bool
+	group     int // partition: nodes that are up and share a group see each other
+	frozen    bool
+	thaw      chan struct{} // closed by Thaw
+	faults    []cs.Code     // errors for the next connects
+	quorate   bool
+	ring      RingID
+	members   []uint32
+	conns     map[*simConn]struct{}
+}
+
+// NewSimCluster returns a cluster of the given nodes, all up and in one
+// partition. Node ids must be non-zero and distinct.
+func NewSimCluster(nodes ...SimNode) (*SimCluster, error) {
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("%w: NewSimCluster needs at least one node", ErrInvalidParam)
+	}
+	c := &SimCluster{nodes: make(map[uint32]*simNode), seq: 4}
+	for _, n := range nodes {
+		if n.ID == 0 {
+			return nil, fmt.Errorf("%w: node id 0 is reserved by corosync: use ids from 1", ErrInvalidParam)
+		}
+		if c.nodes[n.ID] != nil {
+			return nil, fmt.Errorf("%w: node id %d given twice", ErrInvalidParam, n.ID)
+		}
+		votes := n.Votes
+		if votes == 0 {
+			votes = 1
+		}
+		c.nodes[n.ID] = &simNode{id: n.ID, votes: votes, up: true, conns: make(map[*simConn]struct{})}
+		c.ids = append(c.ids, n.ID)
+	}
+	slices.Sort(c.ids)
+	c.recompute(false)
+	return c, nil
+}
+
+// NewSimClusterN returns a cluster of n nodes with ids 1..n and one vote
+// each.
+func NewSimClusterN(n int) (*SimCluster, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("%w: NewSimClusterN(%d): want at least one node", ErrInvalidParam, n)
+	}
+	nodes := make([]SimNode, n)
+	for i := range nodes {
+		nodes[i].ID = uint32(i + 1)
+	}
+	return NewSimCluster(nodes...)
+}
+
+// Backend returns a Backend that connects to the simulated corosync on node
+// id, as a program running on that node would.
+func (c *SimCluster) Backend(id uint32) Backend { return simBackend{c, id} }
+
+func (c *SimCluster) node(id uint32) (*simNode, error) {
+	n := c.nodes[id]
+	if n == nil {
+		return nil, fmt.Errorf("%w: the simulated cluster has no node %d (it has %v)", ErrInvalidParam, id, c.ids)
+	}
+	return n, nil
+}
+
+// Stop stops corosync on node id, as if killed: its connections are lost,
+// new ones fail with CS_ERR_LIBRARY, and the other nodes see it leave.
+func (c *SimCluster) Stop(id uint32) error {
+	return c.change(id, func(n *simNode) {
+		n.up = false
+		for sc := range n.conns {
+			sc.loseLocked()
+		}
+	})
+}
+
+// Start starts corosync on a stopped node id: it joins its partition again.
+func (c *SimCluster) Start(id uint32) error {
+	return c.change(id, func(n *simNode) { n.up = true })
+}
+
+// Freeze stops node id's corosync from answering (as SIGSTOP would): requests
+// and connects wait, and no notification is delivered, until Thaw.
+func (c *SimCluster) Freeze(id uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if !n.frozen {
+		n.frozen = true
+		n.thaw = make(chan struct{})
+	}
+	return nil
+}
+
+// Thaw lets a frozen node id answer again; what it queued is delivered.
+func (c *SimCluster) Thaw(id uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if n.frozen {
+		n.frozen = false
+		close(n.thaw)
+		for sc := range n.conns {
+			if len(sc.queue) > 0 {
+				sc.signalLocked()
+			}
+		}
+	}
+	return nil
+}
+
+// Disconnect drops every connection to node id's corosync, as an
+// instantaneous restart would: the clients see CS_ERR_LIBRARY, the membership
+// is unchanged.
+func (c *SimCluster) Disconnect(id uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	for sc := range n.conns {
+		sc.loseLocked()
+	}
+	return nil
+}
+
+// FailConnects makes the next count connects to node id fail with err, which
+// must be ErrTryAgain (corosync starting), ErrAccess (user without a uidgid
+// entry) or ErrConnectionLost (corosync not running).
+func (c *SimCluster) FailConnects(id uint32, count int, err error) error {
+	var code cs.Code
+	switch {
+	case errors.Is(err, ErrTryAgain):
+		code = cs.ErrTryAgain
+	case errors.Is(err, ErrAccess):
+		code = cs.ErrAccess
+	case errors.Is(err, ErrConnectionLost):
+		code = cs.ErrLibrary
+	default:
+		return fmt.Errorf("%w: FailConnects takes ErrTryAgain, ErrAccess or ErrConnectionLost, not %v", ErrInvalidParam, err)
+	}
+	if count < 0 {
+		return fmt.Errorf("%w: FailConnects count %d is negative", ErrInvalidParam, count)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, e := c.node(id)
+	if e != nil {
+		return e
+	}
+	for range count {
+		n.faults = append(n.faults, code)
+	}
+	return nil
+}
+
+// Partition splits the network: each group of node ids can see only its own
+// members; nodes in no group form one more partition together.
+func (c *SimCluster) Partition(groups ...[]uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	assign := make(map[uint32]int)
+	for g, ids := range groups {
+		for _, id := range ids {
+			if _, err := c.node(id); err != nil {
+				return err
+			}
+			if _, dup := assign[id]; dup {
+				return fmt.Errorf("%w: node %d is in two partitions", ErrInvalidParam, id)
+			}
+			assign[id] = g + 1
+		}
+	}
+	for _, id := range c.ids {
+		c.nodes[id].group = assign[id]
+	}
+	c.recompute(true)
+	return nil
+}
+
+// Heal joins every partition back into one.
+func (c *SimCluster) Heal() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		n.group = 0
+	}
+	c.recompute(true)
+}
+
+// SetTwoNode turns votequorum's two_node mode on or off: with it, and two
+// expected votes, one vote is quorate.
+func (c *SimCluster) SetTwoNode(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.twoNode = on
+	c.recompute(true)
+}
+
+// SetExpectedVotes changes expected votes as corosync-quorumtool -e does on
+// node id: the value applies cluster-wide. Like votequorum it refuses a value
+// whose quorum would exceed the votes present in that node's partition, or
+// fall below half of them.
+func (c *SimCluster) SetExpectedVotes(id uint32, votes uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if !n.up {
+		return newError("votequorum_setexpected", cs.ErrLibrary, nil)
+	}
+	total := c.votes(n.members)
+	q := c.quorumFor(votes)
+	if votes == 0 || q > total || q < total/2 {
+		return fmt.Errorf("%w: expected votes %d would need %d votes for quorum, with %d present",
+			newError("votequorum_setexpected", cs.ErrInvalidParam, nil), votes, q, total)
+	}
+	c.expected = votes
+	c.recompute(true)
+	return nil
+}
+
+// View returns node id's current view, as corosync-quorumtool -s prints it.
+func (c *SimCluster) View(id uint32) (quorate bool, ring RingID, members []uint32, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(id)
+	if err != nil {
+		return false, RingID{}, nil, err
+	}
+	if !n.up {
+		return false, RingID{}, nil, newError("quorum_getquorate", cs.ErrLibrary, nil)
+	}
+	return n.quorate, n.ring, slices.Clone(n.members), nil
+}
+
+func (c *SimCluster) change(id uint32, f func(*simNode)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	f(n)
+	c.recompute(true)
+	return nil
+}
+
+func (c *SimCluster) votes(members []uint32) uint32 {
+	var v uint32
+	for _, id := range members {
+		v += c.nodes[id].votes
+	}
+	return v
+}
+
+func (c *SimCluster) expectedVotes() uint32 {
+	if c.expected != 0 {
+		return c.expected
+	}
+	var v uint32
+	for _, n := range c.nodes {
+		v += n.votes
+	}
+	return v
+}
+
+func (c *SimCluster) quorumFor(expected uint32) uint32 {
+	if c.twoNode && expected == 2 {
+		return 1
+	}
+	return expected/2 + 1
+}
+
+// recompute derives every node's view from who is up and the partitions,
+// and notifies the tracking connections of each node whose view changed.
+func (c *SimCluster) recompute(notify bool) {
+	bumped := false
+	for _, id := range c.ids {
+		n := c.nodes[id]
+		if !n.up {
+			n.members, n.quorate, n.ring = nil, false, RingID{}
+			continue
+		}
+		var members []uint32
+		for _, other := range c.ids {
+			if o := c.nodes[other]; o.up && o.group == n.group {
+				members = append(members, other)
+			}
+		}
+		expected := max(c.expectedVotes(), c.votes(members))
+		quorate := c.votes(members) >= c.quorumFor(expected)
+		membershipChanged := !slices.Equal(members, n.members)
+		if !membershipChanged && quorate == n.quorate {
+			continue
+		}
+		if membershipChanged {
+			if !bumped {
+				c.seq += 4
+				bumped = true
+			}
+			joined, left := diff(n.members, members)
+			n.ring = RingID{NodeID: members[0], Seq: c.seq}
+			n.members = members
+			n.quorate = quorate
+			if notify {
+				for sc := range n.conns {
+					if sc.tracking {
+						sc.enqueueLocked(sc.nodelist(orEmpty(joined), orEmpty(left)))
+					}
+				}
+			}
+		}
+		n.quorate = quorate
+		if notify {
+			for sc := range n.conns {
+				if sc.tracking {
+					sc.enqueueLocked(sc.quorum())
+				}
+			}
+		}
+	}
+}
+
+func orEmpty(s []uint32) []uint32 {
+	if s == nil {
+		return []uint32{}
+	}
+	return s
+}
+
+type simBackend struct {
+	c  *SimCluster
+	id uint32
+}
+
+func (b simBackend) Connect(ctx context.Context, _ ConnectParams) (Conn, error) {
+	c := b.c
+	for {
+		c.mu.Lock()
+		n, err := c.node(b.id)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
+		if len(n.faults) > 0 {
+			code := n.faults[0]
+			n.faults = n.faults[1:]
+			c.mu.Unlock()
+			return nil, newError("quorum_initialize", code, nil)
+		}
+		if !n.up {
+			c.mu.Unlock()
+			return nil, newError("quorum_initialize", cs.ErrLibrary, nil)
+		}
+		if n.frozen {
+			thaw := n.thaw
+			c.mu.Unlock()
+			select {
+			case <-thaw:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, newError("quorum_initialize", cs.ErrNoResources, err)
+		}
+		sc := &simConn{c: c, n: n, efd: efd, done: make(chan struct{})}
+		n.conns[sc] = struct{}{}
+		c.mu.Unlock()
+		return sc, nil
+	}
+}
+
+// simConn is one client connection to a simulated corosync. Its fields are
+// guarded by the cluster's mutex.
+type simConn struct {
+	c        *SimCluster
+	n        *simNode
+	efd      int
+	queue    []Notification
+	tracking bool
+	lost     bool
+	closed   bool
+	done     chan struct{} // closed by Close
+}
+
+func (sc *simConn) nodelist(joined, left []uint32) Notification {
+	return Notification{Kind: EventNodeList, RingID: sc.n.ring, Members: sc.n.members,
+		Joined: joined, Left: left}
+}
+
+func (sc *simConn) quorum() Notification {
+	return Notification{Kind: EventQuorum, Quorate: sc.n.quorate, RingID: sc.n.ring, Members: sc.n.members}
+}
+
+func (sc *simConn) enqueueLocked(n Notification) {
+	sc.queue = append(sc.queue, n)
+	if !sc.n.frozen {
+		sc.signalLocked()
+	}
+}
+
+func (sc *simConn) signalLocked() {
+	one := [8]byte{1}
+	_, _ = unix.Write(sc.efd, one[:])
+}
+
+func (sc *simConn) loseLocked() {
+	if sc.lost || sc.closed {
+		return
+	}
+	sc.lost = true
+	sc.queue = nil
+	delete(sc.n.conns, sc)
+	sc.signalLocked() // the hang-up: readable until closed
+}
+
+func (sc *simConn) Fd() int { return sc.efd }
+
+func (sc *simConn) Dispatch(fn func(Notification)) error {
+	sc.c.mu.Lock()
+	switch {
+	case sc.closed:
+		sc.c.mu.Unlock()
+		return newError("quorum_dispatch", cs.ErrBadHandle, nil)
+	case sc.lost:
+		sc.c.mu.Unlock()
+		return newError("quorum_dispatch", cs.ErrLibrary, nil)
+	}
+	var buf [8]byte
+	_, _ = unix.Read(sc.efd, buf[:])
+	var q []Notification
+	if !sc.n.frozen {
+		q, sc.queue = sc.queue, nil
+	}
+	sc.c.mu.Unlock()
+	for _, n := range q {
+		fn(n)
+	}
+	return nil
+}
+
+// request waits while the node is frozen, then runs f with the lock held.
+func (sc *simConn) request(ctx context.Context, op string, f func() error) error {
+	for {
+		sc.c.mu.Lock()
+		switch {
+		case sc.closed:
+			sc.c.mu.Unlock()
+			return newError(op, cs.ErrBadHandle, nil)
+		case sc.lost:
+			sc.c.mu.Unlock()
+			return newError(op, cs.ErrLibrary, nil)
+		case sc.n.frozen:
+			thaw := sc.n.thaw
+			sc.c.mu.Unlock()
+			select {
+			case <-thaw:
+				continue
+			case <-sc.done:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := f()
+		sc.c.mu.Unlock()
+		return err
+	}
+}
+
+func (sc *simConn) Quorate(ctx context.Context) (bool, error) {
+	var q bool
+	err := sc.request(ctx, "quorum_getquorate", func() error {
+		q = sc.n.quorate
+		return nil
+	})
+	return q, err
+}
+
+func (sc *simConn) TrackStart(ctx context.Context, flags TrackFlags) error {
+	return sc.request(ctx, "quorum_trackstart", func() error {
+		if flags&(TrackCurrent|TrackChanges) != 0 {
+			sc.enqueueLocked(sc.nodelist([]uint32{}, []uint32{}))
+			sc.enqueueLocked(sc.quorum())
+		}
+		if sc.tracking {
+			return newError("quorum_trackstart", cs.ErrExist, nil)
+		}
+		if flags&(TrackChanges|TrackChangesOnly) != 0 {
+			sc.tracking = true
+		}
+		return nil
+	})
+}
+
+func (sc *simConn) TrackStop(ctx context.Context) error {
+	return sc.request(ctx, "quorum_trackstop", func() error {
+		sc.tracking = false
+		return nil
+	})
+}
+
+func (sc *simConn) Close() error {
+	sc.c.mu.Lock()
+	defer sc.c.mu.Unlock()
+	if sc.closed {
+		return nil
+	}
+	sc.closed = true
+	delete(sc.n.conns, sc)
+	close(sc.done)
+	return unix.Close(sc.efd)
+}
