@@ -1,0 +1,72 @@
+//go:build libquorum && cgo && linux
+
+package libquorum
+
+/*
+#include <stdint.h>
+*/
+import "C"
+
+import (
+	"runtime/cgo"
+	"unsafe"
+)
+
+// copyList copies a list that points into libquorum's receive buffer, which
+// is reused as soon as the callback returns. The result is never nil.
+func copyList(n C.uint32_t, p *C.uint32_t) []uint32 {
+	if n == 0 || p == nil {
+		return []uint32{}
+	}
+	src := unsafe.Slice((*uint32)(unsafe.Pointer(p)), int(n))
+	out := make([]uint32, len(src))
+	copy(out, src)
+	return out
+}
+
+// collector returns the Conn behind a callback's context, or nil if the
+// handle is not one of ours (it always is; this guards against a stale one).
+func collector(ctx C.uintptr_t) *Conn {
+	if ctx == 0 {
+		return nil
+	}
+	c, _ := cgo.Handle(ctx).Value().(*Conn)
+	return c
+}
+
+// The callbacks run inside quorum_dispatch, on the goroutine that called
+// Dispatch; they only append to that goroutine's batch, so they never block.
+
+//export goQuorumNotify
+func goQuorumNotify(ctx C.uintptr_t, quorate C.uint32_t, ringNode C.uint32_t,
+	ringSeq C.uint64_t, n C.uint32_t, members *C.uint32_t) {
+	c := collector(ctx)
+	if c == nil {
+		return
+	}
+	c.batch = append(c.batch, Notification{
+		Kind:     KindQuorum,
+		Quorate:  quorate != 0,
+		RingNode: uint32(ringNode),
+		RingSeq:  uint64(ringSeq),
+		Members:  copyList(n, members),
+	})
+}
+
+//export goNodelistNotify
+func goNodelistNotify(ctx C.uintptr_t, ringNode C.uint32_t, ringSeq C.uint64_t,
+	nm C.uint32_t, members *C.uint32_t, nj C.uint32_t, joined *C.uint32_t,
+	nl C.uint32_t, left *C.uint32_t) {
+	c := collector(ctx)
+	if c == nil {
+		return
+	}
+	c.batch = append(c.batch, Notification{
+		Kind:     KindNodeList,
+		RingNode: uint32(ringNode),
+		RingSeq:  uint64(ringSeq),
+		Members:  copyList(nm, members),
+		Joined:   copyList(nj, joined),
+		Left:     copyList(nl, left),
+	})
+}

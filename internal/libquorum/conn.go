@@ -1,0 +1,454 @@
+//go:build libquorum && cgo && linux
+
+package libquorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/cgo"
+	"slices"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corosync-go/quorum/internal/cs"
+)
+
+// Operation names, as they appear in errors.
+const (
+	opInit       = "quorum_initialize"
+	opGetQuorate = "quorum_getquorate"
+	opTrackStart = "quorum_trackstart"
+	opTrackStop  = "quorum_trackstop"
+	opDispatch   = "quorum_dispatch"
+	opFinalize   = "quorum_finalize"
+)
+
+// Kind says which corosync callback produced a Notification.
+type Kind int
+
+const (
+	// KindNodeList is the model V1 nodelist callback.
+	KindNodeList Kind = iota + 1
+	// KindQuorum is the model V1 quorum callback.
+	KindQuorum
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindNodeList:
+		return "nodelist"
+	case KindQuorum:
+		return "quorum"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Notification is one callback from quorum_dispatch. Its slices are copies
+// owned by the receiver and are never nil. Quorate is meaningful for
+// KindQuorum only; Joined and Left for KindNodeList only.
+type Notification struct {
+	Kind     Kind
+	Quorate  bool
+	RingNode uint32
+	RingSeq  uint64
+	Members  []uint32
+	Joined   []uint32
+	Left     []uint32
+}
+
+// Conn is one libquorum handle (model V1).
+//
+// Requests (Quorate, TrackStart, TrackStop) are serialised on the handle; one
+// of them may run concurrently with Dispatch. Close may be called while a
+// request whose context ended is still blocked in C: it then wakes that call
+// and leaves the quorum_finalize to it, so Close itself never waits for
+// corosync.
+type Conn struct {
+	h           cHandle // immutable after Dial
+	fd          int     // libquorum's; never closed or modified here
+	hasProvider bool
+	self        cgo.Handle // the context given to libquorum; deleted at finalize
+
+	// reqs holds one token while a request is on the handle, including the
+	// time it keeps running in C after its caller gave up.
+	reqs chan struct{}
+
+	mu        sync.Mutex
+	active    int  // C calls in progress on h
+	closed    bool // Close was called
+	finalized bool // quorum_finalize was called or is being called
+
+	// batch collects the callbacks of one quorum_dispatch. Only the goroutine
+	// inside Dispatch touches it.
+	batch []Notification
+}
+
+// Dial connects to corosync's quorum service with model V1 and checks that
+// the server runs as root or as one of trustedUIDs.
+//
+// It uses the network namespace of the calling OS thread, so a caller that
+// locked its thread into another namespace connects to the corosync there.
+// If ctx ends before libquorum answers, Dial returns an error wrapping
+// ctx.Err(); the connection attempt keeps running in the background until
+// corosync answers or goes away, and is then released.
+//
+// Errors are *cs.Error: CS_ERR_LIBRARY when corosync is not running,
+// CS_ERR_TRY_AGAIN while it starts, CS_ERR_ACCESS when it refuses this user,
+// CS_ERR_SECURITY when the server is not trusted.
+func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxError(opInit, err)
+	}
+	c := &Conn{reqs: make(chan struct{}, 1), fd: -1}
+	c.self = cgo.NewHandle(c)
+	if ctx.Done() == nil {
+		if err := c.initialize(); err != nil {
+			c.self.Delete()
+			return nil, err
+		}
+		return c.checkDialed(trustedUIDs)
+	}
+
+	ns, nsErr := callerNetns()
+	var (
+		mu        sync.Mutex
+		abandoned bool
+		done      = make(chan error, 1)
+	)
+	go func() {
+		err := nsErr
+		if err == nil {
+			err = ns.enter()
+		}
+		if err == nil {
+			err = c.initialize()
+		}
+		ns.close()
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			// Nobody will use this handle: release it here.
+			if err == nil {
+				cFinalize(c.h)
+			}
+			c.self.Delete()
+			return
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			c.self.Delete()
+			return nil, err
+		}
+		return c.checkDialed(trustedUIDs)
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		abandoned = true
+		select {
+		case err := <-done:
+			// The attempt finished as the context ended; honour the context.
+			if err == nil {
+				cFinalize(c.h)
+			}
+			c.self.Delete()
+		default:
+		}
+		return nil, ctxError(opInit, ctx.Err())
+	}
+}
+
+// initialize runs the blocking part of Dial.
+func (c *Conn) initialize() error {
+	h, qtype, fd, rc := cInit(uintptr(c.self))
+	if err := codeError(opInit, rc); err != nil {
+		return err
+	}
+	c.h, c.fd, c.hasProvider = h, fd, qtype == quorumSet
+	return nil
+}
+
+// checkDialed checks the server's credentials on a fresh handle and releases
+// the handle if they are not trusted.
+func (c *Conn) checkDialed(trustedUIDs []uint32) (*Conn, error) {
+	if err := CheckPeer(c.fd, trustedUIDs); err != nil {
+		cFinalize(c.h)
+		c.self.Delete()
+		return nil, err
+	}
+	return c, nil
+}
+
+// CheckPeer checks that the process at the other end of the unix socket fd
+// runs as root or as one of trustedUIDs. corosync's IPC socket is an abstract
+// name, which has no permissions: while corosync is down any local process can
+// bind it and pose as the server, so the credentials the kernel recorded for
+// the peer (SO_PEERCRED) are the only proof of who answers.
+//
+// The error is a *cs.Error with Code cs.ErrSecurity naming the peer's pid and
+// uid.
+func CheckPeer(fd int, trustedUIDs []uint32) error {
+	cred, err := peerCred(fd)
+	if err != nil {
+		return &cs.Error{Op: opInit, Code: cs.ErrSecurity,
+			Err: fmt.Errorf("cannot read the quorum server's credentials, so it cannot be trusted: %w", err)}
+	}
+	if cred.Uid == 0 || slices.Contains(trustedUIDs, cred.Uid) {
+		return nil
+	}
+	return &cs.Error{Op: opInit, Code: cs.ErrSecurity, Err: fmt.Errorf(
+		"the process answering on corosync's quorum socket (pid %d) runs as uid %d, which is neither root "+
+			"nor a trusted uid; refusing it, because any local user can bind that abstract socket while corosync "+
+			"is down. If corosync really runs as uid %d, allow it with the option quorum.WithTrustedUIDs(%d)",
+		cred.Pid, cred.Uid, cred.Uid, cred.Uid)}
+}
+
+// peerCred returns the credentials of fd's peer. For a stream socket the
+// kernel records them at connect time.
+func peerCred(fd int) (*unix.Ucred, error) {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return nil, fmt.Errorf("SO_TYPE on fd %d: %w", fd, err)
+	}
+	if typ != unix.SOCK_STREAM {
+		// A datagram socket carries no peer credentials of its own.
+		return nil, fmt.Errorf("fd %d is not a stream socket (SO_TYPE %d), so it has no peer credentials; "+
+			"corosync's socket IPC mode (qb_ipc_type: socket) is not supported by this check", fd, typ)
+	}
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return nil, fmt.Errorf("SO_PEERCRED on fd %d: %w", fd, err)
+	}
+	return cred, nil
+}
+
+// Fd returns libquorum's descriptor: readable when notifications are queued
+// or corosync hung up. It belongs to libquorum: do not read, close or change
+// its flags, and do not wrap it in an *os.File (which would close it, and set
+// it non-blocking, under libquorum's feet). It is valid until Close.
+func (c *Conn) Fd() int { return c.fd }
+
+// HasProvider reports whether corosync has a quorum provider configured
+// (QUORUM_SET). Without one, corosync reports every partition as quorate.
+func (c *Conn) HasProvider() bool { return c.hasProvider }
+
+// Dispatch runs quorum_dispatch(CS_DISPATCH_ALL), which returns without
+// waiting, then hands every notification it produced to fn, in order. fn is
+// called after the C call has returned, so it may take its time. It returns a
+// *cs.Error with Code cs.ErrLibrary once corosync is gone; the Conn is then
+// dead and should be closed.
+func (c *Conn) Dispatch(fn func(Notification)) error {
+	if !c.enter() {
+		return closedError(opDispatch)
+	}
+	c.batch = c.batch[:0]
+	rc := cDispatchAll(c.h)
+	c.leave()
+	batch := c.batch
+	c.batch = nil
+	for _, n := range batch {
+		fn(n)
+	}
+	clear(batch)
+	c.batch = batch[:0]
+	return codeError(opDispatch, rc)
+}
+
+// Quorate is quorum_getquorate. If ctx ends first it returns an error
+// wrapping ctx.Err(), and the call finishes in the background.
+func (c *Conn) Quorate(ctx context.Context) (bool, error) {
+	var q bool
+	err := c.request(ctx, opGetQuorate, func(h cHandle) int32 {
+		var rc int32
+		q, rc = cGetQuorate(h)
+		return rc
+	})
+	if err != nil {
+		return false, err
+	}
+	return q, nil
+}
+
+// TrackStart is quorum_trackstart with corosync's CS_TRACK_* flags. With
+// CS_TRACK_CURRENT or CS_TRACK_CHANGES the snapshot is queued before it
+// returns, even when it returns CS_ERR_EXIST.
+func (c *Conn) TrackStart(ctx context.Context, flags uint32) error {
+	return c.request(ctx, opTrackStart, func(h cHandle) int32 { return cTrackStart(h, flags) })
+}
+
+// TrackStop is quorum_trackstop.
+func (c *Conn) TrackStop(ctx context.Context) error {
+	return c.request(ctx, opTrackStop, cTrackStop)
+}
+
+// request runs one blocking C call on the handle without making the caller
+// wait past ctx.
+func (c *Conn) request(ctx context.Context, op string, call func(cHandle) int32) error {
+	if err := ctx.Err(); err != nil {
+		return ctxError(op, err)
+	}
+	select {
+	case c.reqs <- struct{}{}:
+	case <-ctx.Done():
+		return ctxError(op, ctx.Err())
+	}
+	if !c.enter() {
+		<-c.reqs
+		return closedError(op)
+	}
+	if ctx.Done() == nil {
+		// Nothing to give up on: stay on the caller's goroutine.
+		rc := call(c.h)
+		c.leave()
+		<-c.reqs
+		return codeError(op, rc)
+	}
+	done := make(chan int32, 1)
+	go func() {
+		rc := call(c.h)
+		c.leave()
+		<-c.reqs
+		done <- rc
+	}()
+	select {
+	case rc := <-done:
+		return codeError(op, rc)
+	case <-ctx.Done():
+		return ctxError(op, ctx.Err())
+	}
+}
+
+// enter registers a C call on the handle; it fails once Close was called.
+func (c *Conn) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.active++
+	return true
+}
+
+// leave ends a C call, and finalizes the handle if Close came meanwhile.
+func (c *Conn) leave() {
+	c.mu.Lock()
+	c.active--
+	fin := c.closed && c.active == 0 && !c.finalized
+	if fin {
+		c.finalized = true
+	}
+	c.mu.Unlock()
+	if fin {
+		c.finalize()
+	}
+}
+
+func (c *Conn) finalize() int32 {
+	rc := cFinalize(c.h)
+	c.self.Delete()
+	return rc
+}
+
+// Close releases the handle. If a C call is still running on it (a request
+// whose caller gave up on a hung corosync), Close shuts the socket down, which
+// makes libqb's liveness check fail that call within about two seconds even
+// if corosync stays hung, and the call's goroutine then finalizes the handle;
+// Close returns at once either way. Close is idempotent.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	if c.active > 0 {
+		// The descriptor is still open: finalize has not run, and cannot
+		// before active drops to 0 under mu.
+		err := unix.Shutdown(c.fd, unix.SHUT_RDWR)
+		c.mu.Unlock()
+		if err != nil && !errors.Is(err, unix.ENOTCONN) {
+			return &cs.Error{Op: opFinalize, Code: cs.ErrLibrary,
+				Err: fmt.Errorf("shutting down the socket under a blocked call: %w", err)}
+		}
+		return nil
+	}
+	c.finalized = true
+	c.mu.Unlock()
+	return codeError(opFinalize, c.finalize())
+}
+
+func codeError(op string, rc int32) error {
+	if cs.Code(rc) == cs.OK {
+		return nil
+	}
+	return &cs.Error{Op: op, Code: cs.Code(rc)}
+}
+
+func closedError(op string) error {
+	return &cs.Error{Op: op, Code: cs.ErrBadHandle, Err: errors.New("connection closed")}
+}
+
+// ctxError wraps a context's error so that errors.Is finds it, with the code
+// a caller of libquorum would expect for it.
+func ctxError(op string, err error) error {
+	code := cs.ErrInterrupt
+	if errors.Is(err, context.DeadlineExceeded) {
+		code = cs.ErrTimeout
+	}
+	return &cs.Error{Op: op, Code: code, Err: err}
+}
+
+// netnsRef is the network namespace of the thread that called Dial, so that
+// the goroutine running the C call connects from the same namespace: abstract
+// unix sockets are per network namespace.
+type netnsRef struct {
+	fd  int // open /proc/thread-self/ns/net of the caller, or -1
+	ino uint64
+	dev uint64
+}
+
+func callerNetns() (netnsRef, error) {
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		// Without /proc there is no way to tell; assume one namespace.
+		return netnsRef{fd: -1}, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return netnsRef{fd: -1}, nil
+	}
+	return netnsRef{fd: fd, ino: st.Ino, dev: st.Dev}, nil
+}
+
+// enter moves the current goroutine's thread into the namespace if it is in
+// another one. The thread then stays locked, so that it is discarded when the
+// goroutine exits instead of serving other goroutines from the wrong
+// namespace.
+func (n netnsRef) enter() error {
+	if n.fd < 0 {
+		return nil
+	}
+	runtime.LockOSThread()
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err == nil && st.Ino == n.ino && st.Dev == n.dev {
+		runtime.UnlockOSThread()
+		return nil
+	}
+	if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
+		return &cs.Error{Op: opInit, Code: cs.ErrLibrary,
+			Err: fmt.Errorf("entering the caller's network namespace: %w", err)}
+	}
+	return nil
+}
+
+func (n netnsRef) close() {
+	if n.fd >= 0 {
+		unix.Close(n.fd)
+	}
+}

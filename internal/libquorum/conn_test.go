@@ -1,0 +1,250 @@
+//go:build libquorum && cgo && linux
+
+package libquorum
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+
+	"github.com/corosync-go/quorum/internal/cs"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	trackCurrent = 0x01
+	trackChanges = 0x02
+)
+
+func wantCode(t *testing.T, err error, code cs.Code) *cs.Error {
+	t.Helper()
+	var ce *cs.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("got error %v (%T), want a *cs.Error with %v", err, err, code)
+	}
+	if ce.Code != code {
+		t.Fatalf("got %v, want code %v", err, code)
+	}
+	return ce
+}
+
+// checkSnapshot checks a nodelist-then-quorum pair for a one-node cluster.
+func checkSnapshot(t *testing.T, got []Notification) {
+	t.Helper()
+	if len(got) != 2 {
+		t.Fatalf("got %d notifications, want 2: %+v", len(got), got)
+	}
+	nl, q := got[0], got[1]
+	if nl.Kind != KindNodeList || q.Kind != KindQuorum {
+		t.Fatalf("got kinds %v, %v; want nodelist, quorum", nl.Kind, q.Kind)
+	}
+	if !slices.Equal(nl.Members, []uint32{1}) || nl.Joined == nil || len(nl.Joined) != 0 || nl.Left == nil || len(nl.Left) != 0 {
+		t.Errorf("nodelist %+v: want members [1], empty non-nil joined and left", nl)
+	}
+	if !q.Quorate || !slices.Equal(q.Members, []uint32{1}) {
+		t.Errorf("quorum %+v: want quorate with members [1]", q)
+	}
+	if nl.RingNode != 1 || nl.RingNode != q.RingNode || nl.RingSeq != q.RingSeq || nl.RingSeq == 0 {
+		t.Errorf("ring ids %d.%d and %d.%d: want the same, node 1", nl.RingNode, nl.RingSeq, q.RingNode, q.RingSeq)
+	}
+}
+
+// waitNoLeaks waits until no goroutine other than the test's own remains.
+func waitNoLeaks(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := goleak.Find(goleak.IgnoreAnyFunction("github.com/corosync-go/quorum/internal/libquorum.(*node).reap"))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines left after %v: %v", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestQuorateAndTrack(t *testing.T) {
+	n := newNode(t)
+	n.start()
+	c := n.mustDial()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	if !c.HasProvider() {
+		t.Error("HasProvider = false with votequorum configured")
+	}
+	q, err := c.Quorate(ctx)
+	if err != nil || !q {
+		t.Fatalf("Quorate = %v, %v; want true, nil", q, err)
+	}
+	// Without a Done channel the call stays on the caller's goroutine.
+	if q, err := c.Quorate(context.Background()); err != nil || !q {
+		t.Fatalf("Quorate(Background) = %v, %v; want true, nil", q, err)
+	}
+
+	// Nothing is queued before tracking starts.
+	if err := c.Dispatch(func(n Notification) { t.Errorf("unexpected notification %+v", n) }); err != nil {
+		t.Fatalf("Dispatch on an idle connection: %v", err)
+	}
+
+	if err := c.TrackStart(ctx, trackCurrent|trackChanges); err != nil {
+		t.Fatalf("TrackStart: %v", err)
+	}
+	checkSnapshot(t, waitNotifications(t, c, 2, 5*time.Second))
+
+	// A second trackstart is refused but still sends the snapshot.
+	wantCode(t, c.TrackStart(ctx, trackCurrent|trackChanges), cs.ErrExist)
+	checkSnapshot(t, waitNotifications(t, c, 2, 5*time.Second))
+
+	if err := c.TrackStop(ctx); err != nil {
+		t.Fatalf("TrackStop: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	_, err = c.Quorate(ctx)
+	wantCode(t, err, cs.ErrBadHandle)
+	wantCode(t, c.Dispatch(func(Notification) {}), cs.ErrBadHandle)
+}
+
+func TestCorosyncGone(t *testing.T) {
+	n := newNode(t)
+	n.start()
+	c := n.mustDial()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.TrackStart(ctx, trackChanges); err != nil {
+		t.Fatalf("TrackStart: %v", err)
+	}
+	waitNotifications(t, c, 2, 5*time.Second)
+
+	n.kill()
+	fds := []unix.PollFd{{Fd: int32(c.Fd()), Events: unix.POLLIN}}
+	if k, err := unix.Poll(fds, 5000); err != nil || k != 1 {
+		t.Fatalf("poll after kill = %d, %v; want the fd ready", k, err)
+	}
+	if fds[0].Revents&(unix.POLLHUP|unix.POLLIN) == 0 {
+		t.Errorf("revents %#x: want POLLHUP or POLLIN", fds[0].Revents)
+	}
+	t.Logf("fd revents after kill: %#x", fds[0].Revents)
+	err := c.Dispatch(func(n Notification) { t.Errorf("notification from a dead corosync: %+v", n) })
+	wantCode(t, err, cs.ErrLibrary)
+	if err := c.Close(); err != nil {
+		t.Errorf("Close of a dead connection: %v", err)
+	}
+
+	_, err = n.dial(ctx, nil)
+	wantCode(t, err, cs.ErrLibrary)
+
+	// While corosync starts, initialize answers CS_ERR_LIBRARY until the
+	// socket exists and CS_ERR_TRY_AGAIN until the services are ready.
+	seen := map[cs.Code]int{}
+	startDone := make(chan struct{})
+	go func() { defer close(startDone); n.start() }()
+	for {
+		c, err := n.dial(ctx, nil)
+		if err == nil {
+			c.Close()
+			break
+		}
+		var ce *cs.Error
+		if !errors.As(err, &ce) || (ce.Code != cs.ErrLibrary && ce.Code != cs.ErrTryAgain) {
+			t.Fatalf("Dial while corosync starts: %v; want CS_ERR_LIBRARY or CS_ERR_TRY_AGAIN", err)
+		}
+		seen[ce.Code]++
+		if ctx.Err() != nil {
+			t.Fatal("corosync did not come back")
+		}
+	}
+	<-startDone
+	t.Logf("codes while starting: %v", seen)
+}
+
+func TestHungCorosync(t *testing.T) {
+	n := newNode(t)
+	n.start()
+	c := n.mustDial()
+
+	n.signal(syscall.SIGSTOP)
+	resumed := false
+	defer func() {
+		if !resumed {
+			n.signal(syscall.SIGCONT)
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Quorate(ctx)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Quorate took %v with a 300ms deadline", took)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Quorate on a hung corosync: %v; want DeadlineExceeded", err)
+	}
+	wantCode(t, err, cs.ErrTimeout)
+
+	// The first call still holds the handle: the next waits for it, and gives
+	// up with its own context.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel2)
+	start = time.Now()
+	err = c.TrackStart(ctx2, trackCurrent)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("queued TrackStart took %v after its context was cancelled at 200ms", took)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("queued TrackStart: %v; want Canceled", err)
+	}
+
+	start = time.Now()
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("Close took %v on a hung corosync", took)
+	}
+	// Close shut the socket down, so libqb's liveness check ends the call
+	// (about every 2 s) even though corosync is still frozen.
+	start = time.Now()
+	waitNoLeaks(t, 8*time.Second)
+	t.Logf("the abandoned call returned %v after Close, corosync still frozen", time.Since(start))
+
+	// Dial against a frozen corosync gives up with its context too; the
+	// attempt finishes, and releases its handle, once corosync resumes.
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel3()
+	start = time.Now()
+	_, err = n.dial(ctx3, nil)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Dial took %v with a 300ms deadline", took)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial on a hung corosync: %v; want DeadlineExceeded", err)
+	}
+	n.signal(syscall.SIGCONT)
+	resumed = true
+	start = time.Now()
+	waitNoLeaks(t, 8*time.Second)
+	t.Logf("the abandoned Dial finished %v after SIGCONT", time.Since(start))
+
+	c2 := n.mustDial()
+	ctx4, cancel4 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel4()
+	if q, err := c2.Quorate(ctx4); err != nil || !q {
+		t.Fatalf("Quorate after SIGCONT = %v, %v", q, err)
+	}
+}
