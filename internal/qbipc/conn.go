@@ -1,0 +1,248 @@
+//go:build linux
+
+package qbipc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/corosync-go/quorum/internal/cs"
+	"golang.org/x/sys/unix"
+)
+
+// transport is the part of a connection that differs between SHM and SOCKET.
+// Its methods never block longer than asked.
+type transport interface {
+	// send queues one request; errAgain means flow control or a full queue.
+	send(msg []byte) error
+	// waitResponse returns the next response, sleeping up to d for one
+	// (d = 0: not at all). It returns early, with none, after wake.
+	waitResponse(d time.Duration) ([]byte, bool, error)
+	// wake makes a waitResponse in progress return.
+	wake()
+	// readEvent returns the next queued event without waiting, and
+	// acknowledges it to the server as libqb's client does.
+	readEvent() ([]byte, bool, error)
+	// pollFd is readable when an event is queued (or the server is gone).
+	pollFd() int
+	close()
+}
+
+// responseSlice bounds each sleep while waiting for a response, so that the
+// waiter notices a server that hung up or a Close (libqb uses 2 s slices).
+const responseSlice = 100 * time.Millisecond
+
+// Conn is one libqb IPC connection. Request may run concurrently with
+// ReadEvent; requests are serialised among themselves. Close may be called
+// at any time and makes a waiting Request return.
+type Conn struct {
+	setup  int
+	tr     transport
+	typ    Transport
+	maxMsg uint32
+	peer   unix.Ucred
+
+	// reqs holds one token; a Request owns the request path while holding
+	// it, including pending.
+	reqs chan struct{}
+	// pending is the call of a request that was abandoned when its
+	// context ended; its response must be consumed before the next one.
+	pending *call
+
+	closed    atomic.Bool
+	waiters   sync.WaitGroup
+	life      sync.RWMutex // exclusive in Close while releasing resources
+	closeOnce sync.Once
+}
+
+type call struct {
+	done chan struct{}
+	resp []byte
+	err  error
+}
+
+// Transport reports the transport the server chose.
+func (c *Conn) Transport() Transport { return c.typ }
+
+// MaxMsgSize is the largest message the server accepts or sends.
+func (c *Conn) MaxMsgSize() uint32 { return c.maxMsg }
+
+// Peer is the server's pid, uid and gid, from the handshake's credentials.
+func (c *Conn) Peer() (pid int32, uid, gid uint32) { return c.peer.Pid, c.peer.Uid, c.peer.Gid }
+
+// Fd returns a descriptor that is readable while an event is queued or after
+// the server hung up: the setup socket for SHM, and for SOCKET an epoll
+// descriptor holding the event socket and the setup socket. It stays owned
+// by the Conn; callers may poll it but must not read, close or change it.
+func (c *Conn) Fd() int { return c.tr.pollFd() }
+
+// Request sends msg, a complete request whose header the caller filled in,
+// and returns the first response for which match returns true. Responses
+// that do not match are stale answers to earlier abandoned requests and are
+// dropped.
+//
+// If ctx ends first, Request returns ctx.Err(); the response is consumed by
+// a later Request, and the connection stays usable. Flow control from the
+// server is waited out, within ctx.
+func (c *Conn) Request(ctx context.Context, msg []byte, match func(ResponseHeader) bool) ([]byte, error) {
+	const op = "qb_ipcc_sendv_recv"
+	if len(msg) < RequestHeaderSize || uint64(len(msg)) > uint64(c.maxMsg) {
+		return nil, &cs.Error{Op: op, Code: cs.ErrInvalidParam,
+			Err: fmt.Errorf("request of %d bytes: must hold a header and be at most %d bytes", len(msg), c.maxMsg)}
+	}
+	select {
+	case c.reqs <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.reqs }()
+	if c.closed.Load() {
+		return nil, &cs.Error{Op: op, Code: cs.ErrBadHandle, Err: ErrClosed}
+	}
+	if p := c.pending; p != nil {
+		select {
+		case <-p.done:
+			c.pending = nil
+			if p.err != nil {
+				// The connection failed while draining.
+				return nil, p.err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if err := c.send(ctx, msg); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, err
+		}
+		return nil, wrapErr(op, err)
+	}
+	cl := &call{done: make(chan struct{})}
+	c.waiters.Add(1)
+	go c.await(cl, match)
+	select {
+	case <-cl.done:
+		return cl.resp, cl.err
+	case <-ctx.Done():
+		c.pending = cl
+		return nil, ctx.Err()
+	}
+}
+
+// send retries through flow control with a short backoff.
+func (c *Conn) send(ctx context.Context, msg []byte) error {
+	backoff := time.Millisecond
+	for {
+		err := c.sendOnce(msg)
+		if !errors.Is(err, errAgain) {
+			return err
+		}
+		if hungUp(c.setup) {
+			return lostErr("qb_ipcc_send")
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		if backoff < 20*time.Millisecond {
+			backoff *= 2
+		}
+	}
+}
+
+func (c *Conn) sendOnce(msg []byte) error {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed.Load() {
+		return &cs.Error{Op: "qb_ipcc_send", Code: cs.ErrBadHandle, Err: ErrClosed}
+	}
+	return c.tr.send(msg)
+}
+
+// await runs in its own goroutine so that the requester can leave when its
+// context ends; it blocks in bounded futex or poll sleeps. Close waits for
+// it before unmapping anything it touches.
+func (c *Conn) await(cl *call, match func(ResponseHeader) bool) {
+	const op = "qb_ipcc_recv"
+	defer c.waiters.Done()
+	defer close(cl.done)
+	for {
+		if c.closed.Load() {
+			cl.err = &cs.Error{Op: op, Code: cs.ErrBadHandle, Err: ErrClosed}
+			return
+		}
+		msg, ok, err := c.tr.waitResponse(responseSlice)
+		if err != nil {
+			cl.err = wrapErr(op, err)
+			return
+		}
+		if ok {
+			h, err := ParseResponseHeader(msg)
+			if err != nil {
+				cl.err = wrapErr(op, err)
+				return
+			}
+			if match(h) {
+				cl.resp = msg
+				return
+			}
+			continue
+		}
+		if hungUp(c.setup) {
+			cl.err = lostErr(op)
+			return
+		}
+	}
+}
+
+// ReadEvent returns the next queued event (a complete message, header
+// included) without waiting; ok is false when none is queued. Once the
+// server has hung up and nothing is left, it returns an error with code
+// cs.ErrLibrary. Events queued before a hang-up are still returned.
+func (c *Conn) ReadEvent() (msg []byte, ok bool, err error) {
+	const op = "qb_ipcc_event_recv"
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed.Load() {
+		return nil, false, &cs.Error{Op: op, Code: cs.ErrBadHandle, Err: ErrClosed}
+	}
+	msg, ok, err = c.tr.readEvent()
+	if err != nil {
+		return nil, false, wrapErr(op, err)
+	}
+	if ok {
+		if _, err := ParseResponseHeader(msg); err != nil {
+			return nil, false, wrapErr(op, err)
+		}
+		return msg, true, nil
+	}
+	if hungUp(c.setup) {
+		return nil, false, lostErr(op)
+	}
+	return nil, false, nil
+}
+
+// Close ends the connection: a waiting Request returns, references to the
+// shared memory are dropped and sockets closed, after which the server
+// removes its files. It does not wait for the server. Later calls return nil.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.tr.wake()
+		// Waiters sleep at most responseSlice once woken or not.
+		c.waiters.Wait()
+		c.life.Lock()
+		defer c.life.Unlock()
+		c.tr.close()
+		_ = unix.Shutdown(c.setup, unix.SHUT_RDWR)
+		_ = unix.Close(c.setup)
+	})
+	return nil
+}

@@ -1,0 +1,158 @@
+//go:build linux
+
+package qbipc
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// shmTransport is QB_IPC_SHM: three rings, the setup socket as a doorbell
+// for requests (one byte per request) and for events (one byte per event,
+// which the client reads back as its acknowledgement).
+type shmTransport struct {
+	setup              int
+	req, resp, ev      *ring
+	doorbellsOwed      int // request doorbells not yet written (socket full)
+	evMu               sync.Mutex
+	acksOwed           int // event doorbells not yet read
+	closeMu            sync.Once
+	doorbellBuf, ackBf [1]byte
+}
+
+func openSHM(setup int, r connResponse, maxMsg uint32, dir string) (t *shmTransport, err error) {
+	for _, n := range []string{r.Request, r.Response, r.Event} {
+		if err := checkShmName(n, dir); err != nil {
+			return nil, err
+		}
+	}
+	t = &shmTransport{setup: setup}
+	defer func() {
+		if err != nil {
+			t.close()
+			t = nil
+		}
+	}()
+	if t.req, err = openRing(r.Request, maxMsg); err != nil {
+		return t, fmt.Errorf("request ring: %w", err)
+	}
+	if t.resp, err = openRing(r.Response, maxMsg); err != nil {
+		return t, fmt.Errorf("response ring: %w", err)
+	}
+	if t.ev, err = openRing(r.Event, maxMsg); err != nil {
+		return t, fmt.Errorf("event ring: %w", err)
+	}
+	return t, nil
+}
+
+// fcEnableMax is libqb's default: flow-control levels up to it stop sends.
+const fcEnableMax = 1
+
+func (t *shmTransport) send(msg []byte) error {
+	// libqb's qb_ipc_shm_fc_get: a reference count other than ours plus the
+	// server's means the server let go of the connection.
+	refs, err := t.req.refs()
+	if err != nil {
+		return err
+	}
+	if refs != 2 {
+		return fmt.Errorf("request ring has %d references, want 2: %w", refs, unix.ENOTCONN)
+	}
+	fc, err := t.req.userData()
+	if err != nil {
+		return err
+	}
+	if fc > 0 && fc <= fcEnableMax {
+		return errAgain
+	}
+	if err := t.flushDoorbells(); err != nil {
+		return err
+	}
+	if t.doorbellsOwed > 0 {
+		return errAgain
+	}
+	if err := t.req.write(msg); err != nil {
+		return err
+	}
+	// The server only looks at its rings when the socket is readable.
+	t.doorbellBuf[0] = byte(len(msg))
+	t.doorbellsOwed++
+	return t.flushDoorbells()
+}
+
+// flushDoorbells writes owed doorbell bytes; a full socket leaves them owed.
+func (t *shmTransport) flushDoorbells() error {
+	for t.doorbellsOwed > 0 {
+		_, err := unix.SendmsgN(t.setup, t.doorbellBuf[:], nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		switch err {
+		case nil:
+			t.doorbellsOwed--
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return nil
+		default:
+			return fmt.Errorf("doorbell: %w", err)
+		}
+	}
+	return nil
+}
+
+func (t *shmTransport) waitResponse(d time.Duration) ([]byte, bool, error) {
+	if d <= 0 {
+		return t.resp.read()
+	}
+	return t.resp.waitRead(d)
+}
+
+func (t *shmTransport) wake() {
+	if t.resp != nil && t.resp.hdr != nil {
+		var err error
+		func() {
+			defer guard(&err)()
+			t.resp.sem.wake()
+		}()
+	}
+}
+
+func (t *shmTransport) readEvent() ([]byte, bool, error) {
+	t.evMu.Lock()
+	defer t.evMu.Unlock()
+	t.readAcks()
+	msg, ok, err := t.ev.read()
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	// The server posts the semaphore before it rings, so the byte may
+	// still be on its way; it is then read on a later call.
+	t.acksOwed++
+	t.readAcks()
+	return msg, true, nil
+}
+
+// readAcks consumes event doorbells owed, without waiting. End of file is
+// left to the caller's hang-up check.
+func (t *shmTransport) readAcks() {
+	for t.acksOwed > 0 {
+		n, _, err := unix.Recvfrom(t.setup, t.ackBf[:], unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n != 1 {
+			return
+		}
+		t.acksOwed--
+	}
+}
+
+func (t *shmTransport) pollFd() int { return t.setup }
+
+func (t *shmTransport) close() {
+	t.closeMu.Do(func() {
+		t.req.close()
+		t.resp.close()
+		t.ev.close()
+	})
+}
