@@ -136,7 +136,7 @@ func mapFile(path string, min, size int) ([]byte, error) {
 }
 
 func (r *ring) word32(b []byte, off int) *uint32 { return (*uint32)(unsafe.Pointer(&b[off])) }
-func (r *ring) refCount() *int32                { return (*int32)(unsafe.Pointer(&r.hdr[rbRefCount])) }
+func (r *ring) refCount() *int32                 { return (*int32)(unsafe.Pointer(&r.hdr[rbRefCount])) }
 
 // userData is the int32 that libqb keeps after the header; on the request
 // ring it is the flow-control flag.
