@@ -1,0 +1,212 @@
+//go:build libquorum && cgo && linux
+
+package libquorum
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/corosync-go/quorum/internal/cs"
+)
+
+// nobody is the unprivileged uid and gid the tests run clients and servers as.
+const nobody = 65534
+
+// publicDir returns a directory that uid nobody can read and execute from.
+func publicDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "h2-libquorum-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// asNobody returns the command that runs argv inside the node's namespace as
+// uid and gid nobody with no supplementary groups.
+func (n *node) asNobody(argv ...string) *exec.Cmd {
+	args := append([]string{"netns", "exec", n.ns, "setpriv",
+		fmt.Sprintf("--reuid=%d", nobody), fmt.Sprintf("--regid=%d", nobody), "--clear-groups"}, argv...)
+	return exec.Command("ip", args...)
+}
+
+const helperEnv = "H2_LIBQUORUM_HELPER"
+
+// TestHelperDial is not a test of its own: TestAccessDenied runs the test
+// binary as an unprivileged user with helperEnv set, and this prints what
+// Dial and Quorate gave there.
+func TestHelperDial(t *testing.T) {
+	if os.Getenv(helperEnv) != "dial" {
+		t.Skip("helper for TestAccessDenied")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, nil)
+	if err != nil {
+		fmt.Printf("RESULT %v\n", err)
+		return
+	}
+	defer c.Close()
+	q, err := c.Quorate(ctx)
+	fmt.Printf("RESULT quorate=%v err=%v\n", q, err)
+}
+
+func TestAccessDenied(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv is not installed")
+	}
+	n := newNode(t)
+	n.start()
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(publicDir(t), "libquorum.test")
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	helper := func() string {
+		t.Helper()
+		cmd := n.asNobody(bin, "-test.run=^TestHelperDial$")
+		cmd.Env = append(os.Environ(), helperEnv+"=dial")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helper: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if r, ok := strings.CutPrefix(line, "RESULT "); ok {
+				return r
+			}
+		}
+		t.Fatalf("helper printed no result:\n%s", out)
+		return ""
+	}
+
+	got := helper()
+	want := (&cs.Error{Op: opInit, Code: cs.ErrAccess}).Error()
+	if got != want {
+		t.Fatalf("unprivileged Dial: %q, want %q", got, want)
+	}
+
+	// Granting the uid makes the same client work, so the refusal above was
+	// corosync's access control and nothing else.
+	f, err := os.OpenFile(n.conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "uidgid {\n  uid: %d\n}\n", nobody)
+	f.Close()
+	run(t, "ip", "netns", "exec", n.ns, "corosync-cfgtool", "-R")
+	if got := helper(); got != "quorate=true err=<nil>" {
+		t.Fatalf("Dial after uidgid was granted: %q", got)
+	}
+}
+
+// startFakeServer compiles testdata/fakeserver.c and runs it as uid nobody in
+// the node's namespace. It returns the server's pid.
+func startFakeServer(t *testing.T, n *node) int {
+	t.Helper()
+	for _, tool := range []string{"cc", "pkg-config", "setpriv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	flags, err := exec.Command("pkg-config", "--cflags", "--libs", "libqb").Output()
+	if err != nil {
+		t.Skipf("pkg-config libqb: %v (install libqb-dev)", err)
+	}
+	bin := filepath.Join(publicDir(t), "fakeserver")
+	args := append([]string{"-o", bin, "testdata/fakeserver.c"}, strings.Fields(string(flags))...)
+	if out, err := exec.Command("cc", args...).CombinedOutput(); err != nil {
+		t.Fatalf("building the fake server: %v\n%s", err, out)
+	}
+	cmd := n.asNobody(bin)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	})
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err == nil && line != "ready\n" {
+			err = fmt.Errorf("fake server said %q", line)
+		}
+		ready <- err
+		io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatalf("fake server: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fake server did not start")
+	}
+	return cmd.Process.Pid
+}
+
+// TestPeerCheck: while corosync is down, an unprivileged process binds its
+// abstract socket name and answers like it. libquorum accepts it; the peer
+// check must not.
+func TestPeerCheck(t *testing.T) {
+	n := newNode(t) // corosync is never started in this namespace
+	pid := startFakeServer(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	_, err := n.dial(ctx, nil)
+	ce := wantCode(t, err, cs.ErrSecurity)
+	t.Logf("refused: %v", err)
+	for _, want := range []string{fmt.Sprintf("pid %d", pid), fmt.Sprintf("uid %d", nobody),
+		fmt.Sprintf("quorum.WithTrustedUIDs(%d)", nobody)} {
+		if !strings.Contains(ce.Error(), want) {
+			t.Errorf("error %q does not mention %q", ce.Error(), want)
+		}
+	}
+
+	// Trusting that uid lets the very same server through, so it was the
+	// peer check, not the fake server, that refused above.
+	c, err := n.dial(ctx, []uint32{1000, nobody})
+	if err != nil {
+		t.Fatalf("Dial trusting uid %d: %v", nobody, err)
+	}
+	defer c.Close()
+	if q, err := c.Quorate(ctx); err != nil || !q {
+		t.Fatalf("Quorate from the fake server = %v, %v", q, err)
+	}
+}
+
+func TestCheckPeerNotASocket(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	wantCode(t, CheckPeer(int(f.Fd()), nil), cs.ErrSecurity)
+}
