@@ -1,0 +1,418 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/corosync-go/quorum"
+)
+
+// Exit codes. Usage errors share 1 with runtime errors because 2 already
+// means "not quorate" in --once mode, as with corosync-quorumtool.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitNotQuorate  = 2
+	defaultTimeout  = 10 * time.Second
+	defaultSimPace  = 700 * time.Millisecond
+	simClusterNodes = 5
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env holds what tests replace: the pace of the --sim scenario, and the
+// simulated cluster behind --backend sim.
+type env struct {
+	pace time.Duration
+	sim  *quorum.SimCluster // nil: a fresh cluster of simClusterNodes nodes
+}
+
+// run is the whole command: it parses args, watches the quorum stream until
+// ctx ends (or the stream does), and returns the exit code. It writes events
+// to stdout and diagnostics to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runEnv(ctx, args, stdout, stderr, env{pace: defaultSimPace})
+}
+
+// config is the parsed command line.
+type config struct {
+	backend  string
+	flags    quorum.TrackFlags
+	json     bool
+	once     bool
+	timeout  time.Duration
+	sim      bool
+	node     uint32
+	flagsSet bool
+}
+
+const usageText = `Usage: quorumwatch [options]
+
+Prints corosync's quorum and membership events, one line per event, until
+interrupted (Ctrl-C). With --once it prints the current state and exits
+0 when quorate, 2 when not, 1 on error.
+
+Options:
+  --backend NAME   auto (default: the backend built into this program),
+                   libquorum, native, or sim (a quiet simulated 5-node cluster)
+  --flags LIST     comma-separated: current, changes, changes-only
+                   (default current,changes)
+  --json           print one JSON object per line instead of text
+  --once           print the current state and exit (0 quorate, 2 not, 1 error)
+  --timeout D      how long to try connecting, and the limit for --once
+                   (default 10s)
+  --sim            play a simulated 5-node scenario (nodes leave, a partition
+                   forms and heals, nodes rejoin, corosync restarts), then exit
+  --node N         the simulated node whose view is shown (default 1)
+
+Exit codes: 0 success (or quorate with --once), 1 error or bad usage,
+2 not quorate (--once only).
+`
+
+// parseArgs returns the configuration, or an error that says what to fix.
+// errHelp asks for the usage text.
+func parseArgs(args []string) (config, error) {
+	cfg := config{}
+	fs := flag.NewFlagSet("quorumwatch", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported by the caller, once
+	fs.Usage = func() {}
+	var flagList string
+	var node uint
+	fs.StringVar(&cfg.backend, "backend", "auto", "")
+	fs.StringVar(&flagList, "flags", "current,changes", "")
+	fs.BoolVar(&cfg.json, "json", false, "")
+	fs.BoolVar(&cfg.once, "once", false, "")
+	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "")
+	fs.BoolVar(&cfg.sim, "sim", false, "")
+	fs.UintVar(&node, "node", 1, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, errHelp
+		}
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q: quorumwatch takes options only", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cfg.flagsSet = set["flags"]
+
+	switch cfg.backend {
+	case "auto", "sim", "libquorum", "native":
+	default:
+		return cfg, fmt.Errorf("unknown --backend %q: choose auto, libquorum, native or sim", cfg.backend)
+	}
+	flags, err := parseTrackFlags(flagList)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.flags = flags
+	if cfg.timeout <= 0 {
+		return cfg, fmt.Errorf("--timeout %v: give a positive duration such as 10s", cfg.timeout)
+	}
+	if node == 0 || node > 1<<32-1 {
+		return cfg, fmt.Errorf("--node %d: give a node id from 1", node)
+	}
+	cfg.node = uint32(node)
+	if cfg.sim {
+		if set["backend"] && cfg.backend != "sim" {
+			return cfg, fmt.Errorf("--sim plays a simulated cluster: drop --backend %s", cfg.backend)
+		}
+		cfg.backend = "sim"
+		if cfg.once {
+			return cfg, errors.New("--sim and --once do not combine: use --backend sim --once for the simulated cluster's state")
+		}
+		if cfg.flags&(quorum.TrackChanges|quorum.TrackChangesOnly) == 0 {
+			return cfg, errors.New("--sim shows changes: include changes or changes-only in --flags")
+		}
+	}
+	if set["node"] && cfg.backend != "sim" {
+		return cfg, errors.New("--node selects a simulated node: use it with --sim or --backend sim")
+	}
+	if cfg.once && cfg.flagsSet {
+		return cfg, errors.New("--once always asks for the current state: drop --flags")
+	}
+	if cfg.once {
+		cfg.flags = quorum.TrackCurrent
+	}
+	return cfg, nil
+}
+
+var errHelp = errors.New("help requested")
+
+// parseTrackFlags reads a --flags list such as "current,changes".
+func parseTrackFlags(list string) (quorum.TrackFlags, error) {
+	var f quorum.TrackFlags
+	for _, name := range strings.Split(list, ",") {
+		switch strings.TrimSpace(name) {
+		case "current":
+			f |= quorum.TrackCurrent
+		case "changes":
+			f |= quorum.TrackChanges
+		case "changes-only":
+			f |= quorum.TrackChangesOnly
+		case "":
+			return 0, fmt.Errorf("--flags %q has an empty item: give a comma-separated list of current, changes, changes-only", list)
+		default:
+			return 0, fmt.Errorf("--flags: unknown item %q: give a comma-separated list of current, changes, changes-only", name)
+		}
+	}
+	return f, nil
+}
+
+// backendByName resolves --backend. A nil Backend with a nil error means the
+// engine's default (the first real backend built into this program). sim is
+// the cluster behind "sim"; node is the simulated node to connect to.
+func backendByName(name string, sim *quorum.SimCluster, node uint32) (quorum.Backend, error) {
+	switch name {
+	case "auto":
+		return nil, nil
+	case "sim":
+		return sim.Backend(node), nil
+	case "libquorum":
+		return nil, fmt.Errorf("%w: --backend libquorum: the libquorum backend is not part of this build yet; use --backend auto", quorum.ErrNotSupported)
+	case "native":
+		return nil, fmt.Errorf("%w: --backend native: the pure-Go backend is not part of this build yet; use --backend auto", quorum.ErrNotSupported)
+	}
+	return nil, fmt.Errorf("%w: unknown backend %q", quorum.ErrInvalidParam, name)
+}
+
+func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, e env) int {
+	cfg, err := parseArgs(args)
+	if errors.Is(err, errHelp) {
+		io.WriteString(stdout, usageText)
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "quorumwatch: %v\nRun 'quorumwatch --help' for usage.\n", err)
+		return exitError
+	}
+
+	var sim *quorum.SimCluster
+	if cfg.backend == "sim" {
+		sim = e.sim
+		if sim == nil {
+			if sim, err = quorum.NewSimClusterN(simClusterNodes); err != nil {
+				fmt.Fprintf(stderr, "quorumwatch: %v\n", err)
+				return exitError
+			}
+		}
+		if _, _, _, err := sim.View(cfg.node); errors.Is(err, quorum.ErrInvalidParam) {
+			fmt.Fprintf(stderr, "quorumwatch: --node %d: %v\nRun 'quorumwatch --help' for usage.\n", cfg.node, err)
+			return exitError
+		}
+	}
+	backend, err := backendByName(cfg.backend, sim, cfg.node)
+	if err != nil {
+		fmt.Fprintf(stderr, "quorumwatch: %v\n", err)
+		return exitError
+	}
+	var opts []quorum.Option
+	if backend != nil {
+		opts = append(opts, quorum.WithBackend(backend))
+	}
+
+	w := &watcher{cfg: cfg, out: newPrinter(stdout, cfg.json), stderr: stderr}
+	if cfg.once {
+		return w.once(ctx, opts)
+	}
+	var sc *scenario
+	if cfg.sim {
+		sc = newScenario(sim, cfg.node, stderr)
+	}
+	return w.stream(ctx, opts, sc, e.pace)
+}
+
+// watcher runs one subscription and prints it.
+type watcher struct {
+	cfg    config
+	out    *printer
+	stderr io.Writer
+}
+
+func (w *watcher) fail(format string, args ...any) int {
+	fmt.Fprintf(w.stderr, "quorumwatch: "+format+"\n", args...)
+	return exitError
+}
+
+// open connects within --timeout; the Client then lives until closed.
+func (w *watcher) open(ctx context.Context, opts []quorum.Option) (*quorum.Client, error) {
+	octx, cancel := context.WithTimeout(ctx, w.cfg.timeout)
+	defer cancel()
+	return quorum.Open(octx, opts...)
+}
+
+// once prints the current state and returns exitOK if quorate, exitNotQuorate
+// if not, exitError if the state is not known within --timeout.
+func (w *watcher) once(ctx context.Context, opts []quorum.Option) int {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.timeout)
+	defer cancel()
+	c, err := quorum.Open(ctx, opts...)
+	if err != nil {
+		return w.fail("%v", err)
+	}
+	defer c.Close()
+	ch, err := c.Subscribe(ctx, quorum.TrackCurrent)
+	if err != nil {
+		return w.fail("%v", err)
+	}
+	var last *quorum.QuorumEvent
+	var failed error
+	for ev := range ch {
+		if err := w.out.print(ev); err != nil {
+			cancel()
+			drain(ch)
+			return w.fail("writing output: %v", err)
+		}
+		switch ev.Kind {
+		case quorum.EventQuorum:
+			last = &ev
+		case quorum.EventError:
+			failed = ev.Err
+		}
+	}
+	switch {
+	case failed != nil:
+		return w.fail("%v", failed)
+	case last != nil && last.Quorate:
+		return exitOK
+	case last != nil:
+		return exitNotQuorate
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return w.fail("no answer from corosync within --timeout %v", w.cfg.timeout)
+	default:
+		return w.fail("interrupted before corosync reported the quorum state")
+	}
+}
+
+// stream prints events until ctx ends (exit 0), the stream ends in error
+// (exit 1), or, with a scenario, the scenario has played out (exit 0).
+func (w *watcher) stream(ctx context.Context, opts []quorum.Option, sc *scenario, pace time.Duration) int {
+	if sc != nil {
+		// The demo shows every event of the scenario: nothing is
+		// coalesced, and the scenario is far smaller than the buffer.
+		opts = append(opts, quorum.WithLossless(64))
+	}
+	c, err := w.open(ctx, opts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitOK // interrupted while connecting
+		}
+		return w.fail("%v", err)
+	}
+	defer c.Close()
+	subCtx, endSub := context.WithCancel(ctx)
+	defer endSub()
+	ch, err := c.Subscribe(subCtx, w.cfg.flags)
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitOK
+		}
+		return w.fail("%v", err)
+	}
+
+	// Two timers drive a scenario: pace separates a step from the previous
+	// one's last event, and stepLimit bounds the wait for that event.
+	pacer := newTimer()
+	stepLimit := newTimer()
+	defer pacer.stop()
+	defer stepLimit.stop()
+	if sc != nil {
+		if w.cfg.flags&(quorum.TrackCurrent|quorum.TrackChanges) != 0 {
+			sc.expectSnapshot()
+			stepLimit.start(w.cfg.timeout)
+		} else {
+			pacer.start(pace)
+		}
+	}
+
+	var last quorum.QuorumEvent
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				return w.ended(last, subCtx.Err() != nil)
+			}
+			last = ev
+			if err := w.out.print(ev); err != nil {
+				endSub()
+				drain(ch)
+				return w.fail("writing output: %v", err)
+			}
+			if sc != nil && sc.observe(ev) {
+				stepLimit.stop()
+				pacer.start(pace)
+			}
+		case <-pacer.c:
+			pacer.fired()
+			if sc.done() {
+				endSub() // the channel closes next
+				continue
+			}
+			if err := sc.step(); err != nil {
+				endSub()
+				drain(ch)
+				return w.fail("sim: %v", err)
+			}
+			stepLimit.start(w.cfg.timeout)
+		case <-stepLimit.c:
+			stepLimit.fired()
+			endSub()
+			drain(ch)
+			return w.fail("sim: %s: the expected events did not come within --timeout %v", sc.current(), w.cfg.timeout)
+		}
+	}
+}
+
+// ended turns the end of a stream into an exit code: an error event, or an
+// event with an error when nobody asked the stream to stop, is a failure.
+func (w *watcher) ended(last quorum.QuorumEvent, stopped bool) int {
+	if last.Kind == quorum.EventError || (last.Err != nil && !stopped) {
+		return w.fail("%v", last.Err)
+	}
+	return exitOK
+}
+
+// drain waits for a channel whose subscription was cancelled to close.
+func drain(ch <-chan quorum.QuorumEvent) {
+	for range ch {
+	}
+}
+
+// timer is a stoppable one-shot timer whose channel is nil while idle, so
+// that a select case on it never fires then.
+type timer struct {
+	t *time.Timer
+	c <-chan time.Time
+}
+
+func newTimer() *timer { return &timer{} }
+
+func (t *timer) start(d time.Duration) {
+	t.stop()
+	t.t = time.NewTimer(d)
+	t.c = t.t.C
+}
+
+func (t *timer) fired() { t.t, t.c = nil, nil }
+
+func (t *timer) stop() {
+	if t.t != nil {
+		t.t.Stop()
+	}
+	t.t, t.c = nil, nil
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/corosync-go/quorum"
+)
+
+// humanTime is fixed-width, in UTC, so that lines sort and align.
+const humanTime = "2006-01-02T15:04:05.000Z07:00"
+
+// printer writes one line per event, as text or JSON.
+type printer struct {
+	w    io.Writer
+	json bool
+	buf  bytes.Buffer
+}
+
+func newPrinter(w io.Writer, asJSON bool) *printer { return &printer{w: w, json: asJSON} }
+
+// print writes ev as one line with a single Write, so that a reader of a
+// pipe never sees half an event.
+func (p *printer) print(ev quorum.QuorumEvent) error {
+	p.buf.Reset()
+	if p.json {
+		if err := appendJSON(&p.buf, ev); err != nil {
+			return err
+		}
+	} else {
+		p.buf.WriteString(humanLine(ev))
+		p.buf.WriteByte('\n')
+	}
+	_, err := p.w.Write(p.buf.Bytes())
+	return err
+}
+
+// humanLine formats ev as
+//
+//	2026-11-25T10:00:00.123Z #3 nodelist ring 1.17 quorate members [1 2 3 4] joined [] left [5]
+//
+// followed by " initial", " coalesced N" and " error: ..." when they apply.
+// The state word is "quorate" or "inquorate" on nodelist and quorum events,
+// and "unknown" on connection events, where the engine cannot know it.
+func humanLine(ev quorum.QuorumEvent) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s #%d %s ring %d.%d %s members %s joined %s left %s",
+		ev.Time.UTC().Format(humanTime), ev.Seq, ev.Kind, ev.RingID.NodeID, ev.RingID.Seq,
+		stateWord(ev), ids(ev.Members), ids(ev.Joined), ids(ev.Left))
+	if ev.Initial {
+		b.WriteString(" initial")
+	}
+	if ev.Coalesced > 0 {
+		fmt.Fprintf(&b, " coalesced %d", ev.Coalesced)
+	}
+	if ev.Err != nil {
+		b.WriteString(" error: ")
+		b.WriteString(oneLine(ev.Err.Error()))
+	}
+	return b.String()
+}
+
+func stateWord(ev quorum.QuorumEvent) string {
+	switch {
+	case ev.Kind != quorum.EventNodeList && ev.Kind != quorum.EventQuorum:
+		return "unknown"
+	case ev.Quorate:
+		return "quorate"
+	}
+	return "inquorate"
+}
+
+func ids(s []uint32) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, id := range s {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d", id)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// oneLine keeps an error message on its line, so that output stays one
+// event per line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(s)
+}
+
+// jsonEvent is the --json schema; the field order is the output's key order.
+type jsonEvent struct {
+	Time      string     `json:"time"`
+	Seq       uint64     `json:"seq"`
+	Kind      string     `json:"kind"`
+	Initial   bool       `json:"initial"`
+	Quorate   bool       `json:"quorate"`
+	RingID    jsonRingID `json:"ring_id"`
+	Members   []uint32   `json:"members"`
+	Joined    []uint32   `json:"joined"`
+	Left      []uint32   `json:"left"`
+	Coalesced int        `json:"coalesced"`
+	Error     string     `json:"error,omitempty"`
+}
+
+type jsonRingID struct {
+	NodeID uint32 `json:"node_id"`
+	Seq    uint64 `json:"seq"`
+}
+
+func toJSON(ev quorum.QuorumEvent) jsonEvent {
+	j := jsonEvent{
+		Time:      ev.Time.UTC().Format(time.RFC3339Nano),
+		Seq:       ev.Seq,
+		Kind:      ev.Kind.String(),
+		Initial:   ev.Initial,
+		Quorate:   ev.Quorate,
+		RingID:    jsonRingID{NodeID: ev.RingID.NodeID, Seq: ev.RingID.Seq},
+		Members:   nonNil(ev.Members),
+		Joined:    nonNil(ev.Joined),
+		Left:      nonNil(ev.Left),
+		Coalesced: ev.Coalesced,
+	}
+	if ev.Err != nil {
+		j.Error = ev.Err.Error()
+	}
+	return j
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil(s []uint32) []uint32 {
+	if s == nil {
+		return []uint32{}
+	}
+	return s
+}
+
+// appendJSON writes ev as one JSON line (the encoder ends it with \n).
+func appendJSON(buf *bytes.Buffer, ev quorum.QuorumEvent) error {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false) // error texts are read by people, not embedded in HTML
+	return enc.Encode(toJSON(ev))
+}
