@@ -45,6 +45,7 @@ type Conn struct {
 	typ    Transport
 	maxMsg uint32
 	peer   unix.Ucred
+	files  []string
 
 	// reqs holds one token; a Request owns the request path while holding
 	// it, including pending.
@@ -122,7 +123,15 @@ func (c *Conn) Request(ctx context.Context, msg []byte, match func(ResponseHeade
 		return nil, wrapErr(op, err)
 	}
 	cl := &call{done: make(chan struct{})}
+	// Registering the waiter under the read lock orders it before Close's
+	// Wait, or lets it see closed: the waiter must not outlive the mappings.
+	c.life.RLock()
+	if c.closed.Load() {
+		c.life.RUnlock()
+		return nil, &cs.Error{Op: op, Code: cs.ErrBadHandle, Err: ErrClosed}
+	}
 	c.waiters.Add(1)
+	c.life.RUnlock()
 	go c.await(cl, match)
 	select {
 	case <-cl.done:
@@ -234,7 +243,9 @@ func (c *Conn) ReadEvent() (msg []byte, ok bool, err error) {
 // removes its files. It does not wait for the server. Later calls return nil.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
+		c.life.Lock()
 		c.closed.Store(true)
+		c.life.Unlock()
 		c.tr.wake()
 		// Waiters sleep at most responseSlice once woken or not.
 		c.waiters.Wait()
@@ -246,3 +257,8 @@ func (c *Conn) Close() error {
 	})
 	return nil
 }
+
+// ServerFiles are the shared-memory files the server created for this
+// connection (ring bases or the control file), for diagnostics: the server
+// removes them when the connection ends.
+func (c *Conn) ServerFiles() []string { return append([]string(nil), c.files...) }

@@ -84,8 +84,10 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	c := &Conn{setup: fd, typ: resp.Type, maxMsg: maxMsg, peer: peer, reqs: make(chan struct{}, 1)}
 	switch resp.Type {
 	case TransportSHM:
+		c.files = []string{resp.Request, resp.Response, resp.Event}
 		c.tr, err = openSHM(fd, resp, maxMsg, shmDir)
 	case TransportSocket:
+		c.files = []string{resp.Request}
 		c.tr, err = openSocket(fd, resp, maxMsg, shmDir)
 	default:
 		err = &cs.Error{Op: op, Code: cs.ErrNotSupported, Err: fmt.Errorf("unknown connection type %d", resp.Type)}

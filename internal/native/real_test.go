@@ -1,0 +1,196 @@
+//go:build linux
+
+package native
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/corosync-go/quorum/internal/cs"
+	"github.com/corosync-go/quorum/internal/qbipc"
+)
+
+func forModes(t *testing.T, fn func(t *testing.T, n *corosyncNode, want qbipc.Transport)) {
+	for _, m := range []struct {
+		name   string
+		socket bool
+		want   qbipc.Transport
+	}{{"shm", false, qbipc.TransportSHM}, {"socket", true, qbipc.TransportSocket}} {
+		t.Run(m.name, func(t *testing.T) {
+			n := startCorosync(t, m.socket)
+			fn(t, n, m.want)
+		})
+	}
+}
+
+func code(err error) cs.Code {
+	var ce *cs.Error
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return 0
+}
+
+// collect dispatches until want notifications arrived or d passed.
+func collect(t *testing.T, c *Conn, want int, d time.Duration) []Notification {
+	t.Helper()
+	var got []Notification
+	deadline := time.Now().Add(d)
+	for len(got) < want && time.Now().Before(deadline) {
+		waitReadable(c.Fd(), 200*time.Millisecond)
+		if err := c.Dispatch(func(n Notification) { got = append(got, n) }); err != nil {
+			t.Fatalf("Dispatch: %v", err)
+		}
+	}
+	return got
+}
+
+func TestRealSession(t *testing.T) {
+	forModes(t, func(t *testing.T, n *corosyncNode, want qbipc.Transport) {
+		c := n.dial(t)
+		closed := false
+		defer func() {
+			if !closed {
+				c.Close()
+			}
+		}()
+		if got := c.IPC().Transport(); got != want {
+			t.Fatalf("transport %v, want %v", got, want)
+		}
+		if c.Model() != 1 || c.QuorumType() != 1 {
+			t.Fatalf("model %d type %d, want 1 and 1 (votequorum)", c.Model(), c.QuorumType())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		q, err := c.Quorate(ctx)
+		if err != nil || !q {
+			t.Fatalf("Quorate = %v, %v; want true", q, err)
+		}
+		if err := c.TrackStart(ctx, 1|2); err != nil {
+			t.Fatalf("TrackStart: %v", err)
+		}
+		got := collect(t, c, 2, 5*time.Second)
+		if len(got) != 2 || got[0].Kind != KindNodeList || got[1].Kind != KindQuorum {
+			t.Fatalf("snapshot %+v, want nodelist then quorum", got)
+		}
+		if !slices.Equal(got[0].Members, []uint32{1}) || len(got[0].Joined) != 0 || len(got[0].Left) != 0 ||
+			got[0].Ring.NodeID != 1 || got[0].Ring != got[1].Ring || !got[1].Quorate || !slices.Equal(got[1].Members, []uint32{1}) {
+			t.Fatalf("snapshot %+v", got)
+		}
+		if err := c.TrackStart(ctx, 1|2); code(err) != cs.ErrExist {
+			t.Fatalf("second TrackStart: %v, want CS_ERR_EXIST", err)
+		}
+		if again := collect(t, c, 2, 5*time.Second); len(again) != 2 {
+			t.Fatalf("second snapshot %+v", again)
+		}
+		if err := c.TrackStop(ctx); err != nil {
+			t.Fatalf("TrackStop: %v", err)
+		}
+		dir := filepath.Dir(c.IPC().ServerFiles()[0])
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatalf("server directory %s: %v", dir, err)
+		}
+		c.Close()
+		closed = true
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := os.Stat(dir); os.IsNotExist(err) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still exists 5 s after Close", dir)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+func TestRealKill(t *testing.T) {
+	forModes(t, func(t *testing.T, n *corosyncNode, _ qbipc.Transport) {
+		c := n.dial(t)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.TrackStart(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		collect(t, c, 2, 5*time.Second)
+		n.signal(t, syscall.SIGKILL)
+		if !waitReadable(c.Fd(), 5*time.Second) {
+			t.Fatal("fd not readable 5 s after corosync was killed")
+		}
+		var err error
+		for i := 0; i < 10 && err == nil; i++ {
+			err = c.Dispatch(func(Notification) {})
+		}
+		if code(err) != cs.ErrLibrary {
+			t.Fatalf("Dispatch after kill: %v, want CS_ERR_LIBRARY", err)
+		}
+		if _, err := c.Quorate(ctx); code(err) != cs.ErrLibrary {
+			t.Fatalf("Quorate after kill: %v, want CS_ERR_LIBRARY", err)
+		}
+	})
+}
+
+func TestRealDeadline(t *testing.T) {
+	forModes(t, func(t *testing.T, n *corosyncNode, _ qbipc.Transport) {
+		c := n.dial(t)
+		defer c.Close()
+		n.signal(t, syscall.SIGSTOP)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		start := time.Now()
+		_, err := c.Quorate(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Quorate on a stopped corosync: %v, want deadline exceeded", err)
+		}
+		if el := time.Since(start); el > 250*time.Millisecond+300*time.Millisecond {
+			t.Fatalf("Quorate returned %v after its 300 ms deadline", el)
+		}
+		n.signal(t, syscall.SIGCONT)
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := 0; i < 3; i++ {
+			if q, err := c.Quorate(ctx); err != nil || !q {
+				t.Fatalf("Quorate after SIGCONT: %v, %v", q, err)
+			}
+		}
+		// Close while a request waits on a stopped corosync.
+		n.signal(t, syscall.SIGSTOP)
+		defer n.signal(t, syscall.SIGCONT)
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Quorate(context.Background())
+			done <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+		c.Close()
+		select {
+		case err := <-done:
+			if !errors.Is(err, qbipc.ErrClosed) {
+				t.Fatalf("request interrupted by Close: %v, want ErrClosed", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("Close did not make the waiting request return")
+		}
+	})
+}
+
+func BenchmarkQuorateNative(b *testing.B) {
+	n := startCorosync(b, os.Getenv("QUORUM_BENCH_SOCKET") == "1")
+	c := n.dial(b)
+	defer c.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Quorate(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
