@@ -249,6 +249,15 @@ func (w *watcher) fail(format string, args ...any) int {
 	return exitError
 }
 
+// connectFailed reports a failed Open, pointing a user of a build without a
+// real backend to the simulation.
+func (w *watcher) connectFailed(err error) int {
+	if w.cfg.backend == "auto" && errors.Is(err, quorum.ErrNotSupported) {
+		return w.fail("%v\n(--backend sim or --sim run against a simulated cluster)", err)
+	}
+	return w.fail("%v", err)
+}
+
 // open connects within --timeout; the Client then lives until closed.
 func (w *watcher) open(ctx context.Context, opts []quorum.Option) (*quorum.Client, error) {
 	octx, cancel := context.WithTimeout(ctx, w.cfg.timeout)
@@ -263,7 +272,7 @@ func (w *watcher) once(ctx context.Context, opts []quorum.Option) int {
 	defer cancel()
 	c, err := quorum.Open(ctx, opts...)
 	if err != nil {
-		return w.fail("%v", err)
+		return w.connectFailed(err)
 	}
 	defer c.Close()
 	ch, err := c.Subscribe(ctx, quorum.TrackCurrent)
@@ -312,7 +321,7 @@ func (w *watcher) stream(ctx context.Context, opts []quorum.Option, sc *scenario
 		if ctx.Err() != nil {
 			return exitOK // interrupted while connecting
 		}
-		return w.fail("%v", err)
+		return w.connectFailed(err)
 	}
 	defer c.Close()
 	subCtx, endSub := context.WithCancel(ctx)

@@ -1,0 +1,77 @@
+// Command quorumwatch prints corosync's quorum and membership events as they
+// happen, one line per event, as seen by the node it runs on.
+//
+// Usage:
+//
+//	quorumwatch [--backend auto|libquorum|native|sim] [--flags LIST] [--json] [--timeout D]
+//	quorumwatch --once [--backend ...] [--json] [--timeout D]
+//	quorumwatch --sim [--node N] [--json]
+//
+// Flags:
+//
+//	--backend NAME  how to reach corosync. auto (the default) is the first real
+//	                backend built into the program; libquorum is corosync's C
+//	                library (built with -tags libquorum); native is the pure-Go
+//	                IPC client; sim is a quiet simulated 5-node cluster.
+//	--flags LIST    comma-separated quorum_trackstart flags: current (a snapshot),
+//	                changes (a snapshot, then every change), changes-only (every
+//	                change, no snapshot). Default current,changes.
+//	--json          print JSON lines instead of text.
+//	--once          print the current state (a nodelist and a quorum event) and
+//	                exit: 0 quorate, 2 not quorate, 1 error.
+//	--timeout D     how long to keep trying to connect while corosync is down or
+//	                starting, and the whole limit of --once. Default 10s.
+//	--sim           play a simulated 5-node scenario seen from one node: two
+//	                nodes stop, the network splits (leaving the viewer without
+//	                quorum) and heals, the nodes start again, and the viewer's
+//	                corosync restarts. Steps are about 0.7s apart, narrated on
+//	                stderr; every event is shown (nothing is coalesced). Exits 0
+//	                at the end.
+//	--node N        the simulated node whose view is shown (1 to 5, default 1).
+//
+// Outside --sim, a reader that falls behind gets coalesced events (see
+// quorum.Subscribe), marked "coalesced N". The connection is re-established
+// after corosync restarts; the stream shows a disconnected event, then a
+// reconnected event and a fresh snapshot.
+//
+// Ctrl-C (SIGINT) or SIGTERM ends the stream cleanly with exit code 0.
+//
+// # Exit codes
+//
+//	0  interrupted, or the stream or the scenario ended normally; with --once,
+//	   the partition is quorate
+//	1  an error: bad usage, no connection within --timeout, or a stream that
+//	   ended with an error (printed on stderr)
+//	2  with --once only, the partition is not quorate
+//
+// Usage errors exit 1, not 2 as is common, because 2 means "not quorate", as
+// with corosync-quorumtool.
+//
+// # Text output
+//
+// One line per event, stable for grep:
+//
+//	2026-11-25T10:00:00.123Z #3 nodelist ring 1.17 quorate members [1 2 3 4] joined [] left [5]
+//
+// that is: the time in UTC with milliseconds, #seq, the kind (nodelist,
+// quorum, disconnected, reconnected, error), the ring id as node.seq, the
+// state (quorate or inquorate; unknown on disconnected, reconnected and error
+// events), the member, joined and left node ids, then " initial" on snapshot
+// events, " coalesced N" when N events were merged into this one, and
+// " error: ..." when the event carries an error. A nodelist event's state is
+// the last quorum state known, since corosync sends it with the quorum event
+// that follows.
+//
+// # JSON output
+//
+// With --json, one object per line, with exactly these keys in this order:
+//
+//	{"time":"2026-11-25T10:00:00.123456789Z","seq":3,"kind":"nodelist","initial":false,
+//	 "quorate":true,"ring_id":{"node_id":1,"seq":17},"members":[1,2,3,4],"joined":[],
+//	 "left":[5],"coalesced":0}
+//
+// time is RFC 3339 with nanoseconds, in UTC; seq counts from 1 without gaps;
+// kind is one of nodelist, quorum, disconnected, reconnected, error; the
+// arrays are never null. A last key "error" (a string) is present only on
+// events that carry an error.
+package main
