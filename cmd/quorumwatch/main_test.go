@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,7 +20,17 @@ import (
 	"github.com/corosync-go/quorum"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// asCommandEnv makes the test binary run as quorumwatch itself, so that the
+// corosync tests can start the command inside a node's network namespace
+// without building it separately.
+const asCommandEnv = "QUORUMWATCH_TEST_AS_COMMAND"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asCommandEnv) == "1" {
+		main() // exits
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // fastEnv runs the scenario without pauses: its steps still wait for each
 // other's events, so the output is the same as at human pace.
