@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/cgo"
-	"slices"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -69,6 +68,9 @@ type Notification struct {
 type Conn struct {
 	h           cHandle // immutable after Dial
 	fd          int     // libquorum's; never closed or modified here
+	wake        []int   // libquorum's sockets that Close shuts down under a blocked call
+	hangup      int     // socket mode: libqb's setup socket, to see the server exit; else -1
+	pollFd      int     // socket mode: our epoll set of event and setup sockets; else -1
 	hasProvider bool
 	self        cgo.Handle // the context given to libquorum; deleted at finalize
 
@@ -97,19 +99,19 @@ type Conn struct {
 //
 // Errors are *cs.Error: CS_ERR_LIBRARY when corosync is not running,
 // CS_ERR_TRY_AGAIN while it starts, CS_ERR_ACCESS when it refuses this user,
-// CS_ERR_SECURITY when the server is not trusted.
+// CS_ERR_SECURITY when the server is not trusted (see CheckPeer).
 func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(opInit, err)
 	}
-	c := &Conn{reqs: make(chan struct{}, 1), fd: -1}
+	c := &Conn{reqs: make(chan struct{}, 1), fd: -1, hangup: -1, pollFd: -1}
 	c.self = cgo.NewHandle(c)
 	if ctx.Done() == nil {
-		if err := c.initialize(); err != nil {
+		if err := c.initialize(trustedUIDs); err != nil {
 			c.self.Delete()
 			return nil, err
 		}
-		return c.checkDialed(trustedUIDs)
+		return c, nil
 	}
 
 	ns, nsErr := callerNetns()
@@ -124,7 +126,7 @@ func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
 			err = ns.enter()
 		}
 		if err == nil {
-			err = c.initialize()
+			err = c.initialize(trustedUIDs)
 		}
 		ns.close()
 		mu.Lock()
@@ -145,7 +147,7 @@ func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
 			c.self.Delete()
 			return nil, err
 		}
-		return c.checkDialed(trustedUIDs)
+		return c, nil
 	case <-ctx.Done():
 		mu.Lock()
 		defer mu.Unlock()
@@ -163,75 +165,69 @@ func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
 	}
 }
 
-// initialize runs the blocking part of Dial.
-func (c *Conn) initialize() error {
+// initialize connects and checks the server. It runs on a thread in the
+// caller's network namespace, which sock_diag needs in socket IPC mode. On
+// error no handle is left open.
+func (c *Conn) initialize(trustedUIDs []uint32) error {
+	before := socketInodes()
 	h, qtype, fd, rc := cInit(uintptr(c.self))
 	if err := codeError(opInit, rc); err != nil {
 		return err
 	}
-	c.h, c.fd, c.hasProvider = h, fd, qtype == quorumSet
+	s, err := inspect(fd, before)
+	if err == nil {
+		err = s.check(trustedUIDs)
+	} else {
+		err = untrusted(err)
+	}
+	c.pollFd, c.hangup = -1, s.hangup
+	if err == nil && s.hangup >= 0 {
+		err = c.makePollFd(fd, s.hangup)
+	}
+	if err != nil {
+		cFinalize(h)
+		return err
+	}
+	c.h, c.fd, c.hasProvider, c.wake = h, fd, qtype == quorumSet, s.wake
 	return nil
 }
 
-// checkDialed checks the server's credentials on a fresh handle and releases
-// the handle if they are not trusted.
-func (c *Conn) checkDialed(trustedUIDs []uint32) (*Conn, error) {
-	if err := CheckPeer(c.fd, trustedUIDs); err != nil {
-		cFinalize(c.h)
-		c.self.Delete()
-		return nil, err
+// makePollFd builds, for socket IPC mode, the descriptor Fd returns: an
+// epoll set of the event socket and of the setup socket, so that it turns
+// readable on events and on the server's exit alike.
+func (c *Conn) makePollFd(event, setup int) error {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return &cs.Error{Op: opInit, Code: cs.ErrLibrary, Err: fmt.Errorf("epoll_create1: %w", err)}
 	}
-	return c, nil
+	for _, m := range []struct {
+		fd     int
+		events uint32
+	}{{event, unix.EPOLLIN}, {setup, unix.EPOLLRDHUP}} {
+		ev := unix.EpollEvent{Events: m.events, Fd: int32(m.fd)}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, m.fd, &ev); err != nil {
+			unix.Close(ep)
+			return &cs.Error{Op: opInit, Code: cs.ErrLibrary, Err: fmt.Errorf("epoll_ctl: %w", err)}
+		}
+	}
+	c.pollFd = ep
+	return nil
 }
 
-// CheckPeer checks that the process at the other end of the unix socket fd
-// runs as root or as one of trustedUIDs. corosync's IPC socket is an abstract
-// name, which has no permissions: while corosync is down any local process can
-// bind it and pose as the server, so the credentials the kernel recorded for
-// the peer (SO_PEERCRED) are the only proof of who answers.
-//
-// The error is a *cs.Error with Code cs.ErrSecurity naming the peer's pid and
-// uid.
-func CheckPeer(fd int, trustedUIDs []uint32) error {
-	cred, err := peerCred(fd)
-	if err != nil {
-		return &cs.Error{Op: opInit, Code: cs.ErrSecurity,
-			Err: fmt.Errorf("cannot read the quorum server's credentials, so it cannot be trusted: %w", err)}
+// Fd returns a descriptor that is readable when notifications are queued or
+// corosync hung up, valid until Close. With corosync's default shared-memory
+// IPC it is libquorum's own (libqb's setup socket); with qb_ipc_type: socket,
+// where libquorum's descriptor is a datagram socket that never sees the
+// server exit, it is an epoll set of the Conn's holding that socket and the
+// setup socket. Either way it belongs to the Conn: do not read, close or
+// change its flags, and do not wrap it in an *os.File (which would close it,
+// and set it non-blocking, under libquorum's feet).
+func (c *Conn) Fd() int {
+	if c.pollFd >= 0 {
+		return c.pollFd
 	}
-	if cred.Uid == 0 || slices.Contains(trustedUIDs, cred.Uid) {
-		return nil
-	}
-	return &cs.Error{Op: opInit, Code: cs.ErrSecurity, Err: fmt.Errorf(
-		"the process answering on corosync's quorum socket (pid %d) runs as uid %d, which is neither root "+
-			"nor a trusted uid; refusing it, because any local user can bind that abstract socket while corosync "+
-			"is down. If corosync really runs as uid %d, allow it with the option quorum.WithTrustedUIDs(%d)",
-		cred.Pid, cred.Uid, cred.Uid, cred.Uid)}
+	return c.fd
 }
-
-// peerCred returns the credentials of fd's peer. For a stream socket the
-// kernel records them at connect time.
-func peerCred(fd int) (*unix.Ucred, error) {
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil {
-		return nil, fmt.Errorf("SO_TYPE on fd %d: %w", fd, err)
-	}
-	if typ != unix.SOCK_STREAM {
-		// A datagram socket carries no peer credentials of its own.
-		return nil, fmt.Errorf("fd %d is not a stream socket (SO_TYPE %d), so it has no peer credentials; "+
-			"corosync's socket IPC mode (qb_ipc_type: socket) is not supported by this check", fd, typ)
-	}
-	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil {
-		return nil, fmt.Errorf("SO_PEERCRED on fd %d: %w", fd, err)
-	}
-	return cred, nil
-}
-
-// Fd returns libquorum's descriptor: readable when notifications are queued
-// or corosync hung up. It belongs to libquorum: do not read, close or change
-// its flags, and do not wrap it in an *os.File (which would close it, and set
-// it non-blocking, under libquorum's feet). It is valid until Close.
-func (c *Conn) Fd() int { return c.fd }
 
 // HasProvider reports whether corosync has a quorum provider configured
 // (QUORUM_SET). Without one, corosync reports every partition as quorate.
@@ -248,6 +244,12 @@ func (c *Conn) Dispatch(fn func(Notification)) error {
 	}
 	c.batch = c.batch[:0]
 	rc := cDispatchAll(c.h)
+	if cs.Code(rc) == cs.OK && c.hangup >= 0 && hungUp(c.hangup) {
+		// Socket mode: libqb sees no error on the datagram socket, so the
+		// exit shows only here. Without this the level-triggered Fd
+		// would stay readable with nothing to dispatch.
+		rc = int32(cs.ErrLibrary)
+	}
 	c.leave()
 	batch := c.batch
 	c.batch = nil
@@ -351,7 +353,17 @@ func (c *Conn) leave() {
 func (c *Conn) finalize() int32 {
 	rc := cFinalize(c.h)
 	c.self.Delete()
+	if c.pollFd >= 0 {
+		unix.Close(c.pollFd)
+	}
 	return rc
+}
+
+// hungUp reports whether the stream socket fd saw its peer go away.
+func hungUp(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 1 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
 }
 
 // Close releases the handle. If a C call is still running on it (a request
@@ -367,15 +379,17 @@ func (c *Conn) Close() error {
 	}
 	c.closed = true
 	if c.active > 0 {
-		// The descriptor is still open: finalize has not run, and cannot
+		// The descriptors are still open: finalize has not run, and cannot
 		// before active drops to 0 under mu.
-		err := unix.Shutdown(c.fd, unix.SHUT_RDWR)
-		c.mu.Unlock()
-		if err != nil && !errors.Is(err, unix.ENOTCONN) {
-			return &cs.Error{Op: opFinalize, Code: cs.ErrLibrary,
-				Err: fmt.Errorf("shutting down the socket under a blocked call: %w", err)}
+		var err error
+		for _, fd := range c.wake {
+			if e := unix.Shutdown(fd, unix.SHUT_RDWR); e != nil && !errors.Is(e, unix.ENOTCONN) {
+				err = &cs.Error{Op: opFinalize, Code: cs.ErrLibrary,
+					Err: fmt.Errorf("shutting down the socket under a blocked call: %w", e)}
+			}
 		}
-		return nil
+		c.mu.Unlock()
+		return err
 	}
 	c.finalized = true
 	c.mu.Unlock()

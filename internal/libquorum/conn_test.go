@@ -73,7 +73,13 @@ func waitNoLeaks(t *testing.T, timeout time.Duration) {
 }
 
 func TestQuorateAndTrack(t *testing.T) {
-	n := newNode(t)
+	for _, ipc := range ipcModes {
+		t.Run(ipc, func(t *testing.T) { testQuorateAndTrack(t, ipc) })
+	}
+}
+
+func testQuorateAndTrack(t *testing.T, ipc string) {
+	n := newNode(t, ipc)
 	n.start()
 	c := n.mustDial()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -100,6 +106,14 @@ func TestQuorateAndTrack(t *testing.T) {
 		t.Fatalf("TrackStart: %v", err)
 	}
 	checkSnapshot(t, waitNotifications(t, c, 2, 5*time.Second))
+	if ipc == "socket" && c.pollFd < 0 {
+		t.Error("socket mode: the setup socket was not found, so corosync's exit would go unseen")
+	}
+	// Once drained, Fd is quiet: an engine waiting on it does not spin.
+	fds := []unix.PollFd{{Fd: int32(c.Fd()), Events: unix.POLLIN}}
+	if k, err := unix.Poll(fds, 200); err != nil || k != 0 {
+		t.Errorf("poll on a drained connection = %d (revents %#x), %v; want nothing ready", k, fds[0].Revents, err)
+	}
 
 	// A second trackstart is refused but still sends the snapshot.
 	wantCode(t, c.TrackStart(ctx, trackCurrent|trackChanges), cs.ErrExist)
@@ -120,7 +134,13 @@ func TestQuorateAndTrack(t *testing.T) {
 }
 
 func TestCorosyncGone(t *testing.T) {
-	n := newNode(t)
+	for _, ipc := range ipcModes {
+		t.Run(ipc, func(t *testing.T) { testCorosyncGone(t, ipc) })
+	}
+}
+
+func testCorosyncGone(t *testing.T, ipc string) {
+	n := newNode(t, ipc)
 	n.start()
 	c := n.mustDial()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -173,7 +193,13 @@ func TestCorosyncGone(t *testing.T) {
 }
 
 func TestHungCorosync(t *testing.T) {
-	n := newNode(t)
+	for _, ipc := range ipcModes {
+		t.Run(ipc, func(t *testing.T) { testHungCorosync(t, ipc) })
+	}
+}
+
+func testHungCorosync(t *testing.T, ipc string) {
+	n := newNode(t, ipc)
 	n.start()
 	c := n.mustDial()
 

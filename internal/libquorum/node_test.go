@@ -42,8 +42,13 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// newNode creates the namespace and configuration; call start to run it.
-func newNode(t *testing.T) *node {
+// ipcModes are corosync's IPC transports: libqb shared memory (the
+// default) and sockets (system.qb_ipc_type: socket).
+var ipcModes = []string{"shm", "socket"}
+
+// newNode creates the namespace and configuration; call start to run it. ipc
+// is "shm" or "socket".
+func newNode(t *testing.T, ipc string) *node {
 	t.Helper()
 	requireRoot(t)
 	dir := t.TempDir()
@@ -77,8 +82,8 @@ logging {
 }
 system {
   state_dir: %s
-}
-`, filepath.Join(dir, "state"))
+%s}
+`, filepath.Join(dir, "state"), ipcLine(ipc))
 	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +96,13 @@ system {
 	})
 	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	return n
+}
+
+func ipcLine(ipc string) string {
+	if ipc == "socket" {
+		return "  qb_ipc_type: socket\n"
+	}
+	return ""
 }
 
 func run(t *testing.T, name string, args ...string) {

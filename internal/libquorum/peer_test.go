@@ -68,7 +68,7 @@ func TestAccessDenied(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv is not installed")
 	}
-	n := newNode(t)
+	n := newNode(t, "shm")
 	n.start()
 
 	self, err := os.Executable()
@@ -122,7 +122,7 @@ func TestAccessDenied(t *testing.T) {
 
 // startFakeServer compiles testdata/fakeserver.c and runs it as uid nobody in
 // the node's namespace. It returns the server's pid.
-func startFakeServer(t *testing.T, n *node) int {
+func startFakeServer(t *testing.T, n *node, ipc string) int {
 	t.Helper()
 	for _, tool := range []string{"cc", "pkg-config", "setpriv"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -138,7 +138,7 @@ func startFakeServer(t *testing.T, n *node) int {
 	if out, err := exec.Command("cc", args...).CombinedOutput(); err != nil {
 		t.Fatalf("building the fake server: %v\n%s", err, out)
 	}
-	cmd := n.asNobody(bin)
+	cmd := n.asNobody(bin, ipc)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -175,15 +175,21 @@ func startFakeServer(t *testing.T, n *node) int {
 // abstract socket name and answers like it. libquorum accepts it; the peer
 // check must not.
 func TestPeerCheck(t *testing.T) {
-	n := newNode(t) // corosync is never started in this namespace
-	pid := startFakeServer(t, n)
+	for _, ipc := range ipcModes {
+		t.Run(ipc, func(t *testing.T) { testPeerCheck(t, ipc) })
+	}
+}
+
+func testPeerCheck(t *testing.T, ipc string) {
+	n := newNode(t, ipc) // corosync is never started in this namespace
+	pid := startFakeServer(t, n, ipc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
 	_, err := n.dial(ctx, nil)
 	ce := wantCode(t, err, cs.ErrSecurity)
 	t.Logf("refused: %v", err)
-	for _, want := range []string{fmt.Sprintf("pid %d", pid), fmt.Sprintf("uid %d", nobody),
+	for _, want := range []string{fmt.Sprintf("pid %d", pid), fmt.Sprintf("runs as uid %d", nobody),
 		fmt.Sprintf("quorum.WithTrustedUIDs(%d)", nobody)} {
 		if !strings.Contains(ce.Error(), want) {
 			t.Errorf("error %q does not mention %q", ce.Error(), want)

@@ -3,7 +3,8 @@
  * IPC server bound to the abstract name "quorum" that answers the few
  * requests libquorum makes. Run it as an unprivileged user in a network
  * namespace without corosync. It prints "ready" once it listens and runs
- * until killed.
+ * until killed. With the argument "socket" it uses libqb's socket transport
+ * (corosync's qb_ipc_type: socket) instead of shared memory.
  */
 #include <qb/qbdefs.h>
 #include <qb/qbipcs.h>
@@ -88,7 +89,7 @@ static int32_t poll_del(int32_t fd)
 	return qb_loop_poll_del(loop, fd);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct qb_ipcs_service_handlers sh = {
 		.connection_accept = on_accept,
@@ -101,9 +102,14 @@ int main(void)
 		.dispatch_del = poll_del,
 	};
 	qb_ipcs_service_t *s;
+	enum qb_ipc_type type = QB_IPC_SHM;
+
+	if (argc > 1 && strcmp(argv[1], "socket") == 0) {
+		type = QB_IPC_SOCKET;
+	}
 
 	loop = qb_loop_create();
-	s = qb_ipcs_create("quorum", 0, QB_IPC_SHM, &sh);
+	s = qb_ipcs_create("quorum", 0, type, &sh);
 	if (loop == NULL || s == NULL) {
 		fprintf(stderr, "fakeserver: cannot create the service\n");
 		return 1;
