@@ -18,10 +18,14 @@ import (
 // Exit codes. Usage errors share 1 with runtime errors because 2 already
 // means "not quorate" in --once mode, as with corosync-quorumtool.
 const (
-	exitOK          = 0
-	exitError       = 1
-	exitNotQuorate  = 2
-	defaultTimeout  = 10 * time.Second
+	exitOK         = 0
+	exitError      = 1
+	exitNotQuorate = 2
+)
+
+const (
+	defaultTimeout = 10 * time.Second
+	// defaultSimPace lets a person follow the scenario step by step.
 	defaultSimPace  = 700 * time.Millisecond
 	simClusterNodes = 5
 )
@@ -49,14 +53,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // config is the parsed command line.
 type config struct {
-	backend  string
-	flags    quorum.TrackFlags
-	json     bool
-	once     bool
-	timeout  time.Duration
-	sim      bool
-	node     uint32
-	flagsSet bool
+	backend string
+	flags   quorum.TrackFlags
+	json    bool
+	once    bool
+	timeout time.Duration
+	sim     bool
+	node    uint32
 }
 
 const usageText = `Usage: quorumwatch [options]
@@ -109,7 +112,6 @@ func parseArgs(args []string) (config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	cfg.flagsSet = set["flags"]
 
 	switch cfg.backend {
 	case "auto", "sim", "libquorum", "native":
@@ -143,7 +145,7 @@ func parseArgs(args []string) (config, error) {
 	if set["node"] && cfg.backend != "sim" {
 		return cfg, errors.New("--node selects a simulated node: use it with --sim or --backend sim")
 	}
-	if cfg.once && cfg.flagsSet {
+	if cfg.once && set["flags"] {
 		return cfg, errors.New("--once always asks for the current state: drop --flags")
 	}
 	if cfg.once {
@@ -313,10 +315,11 @@ func (w *watcher) once(ctx context.Context, opts []quorum.Option) int {
 // stream prints events until ctx ends (exit 0), the stream ends in error
 // (exit 1), or, with a scenario, the scenario has played out (exit 0).
 func (w *watcher) stream(ctx context.Context, opts []quorum.Option, sc *scenario, pace time.Duration) int {
+	var subOpts []quorum.Option
 	if sc != nil {
 		// The demo shows every event of the scenario: nothing is
 		// coalesced, and the scenario is far smaller than the buffer.
-		opts = append(opts, quorum.WithLossless(64))
+		subOpts = append(subOpts, quorum.WithLossless(64))
 	}
 	c, err := w.open(ctx, opts)
 	if err != nil {
@@ -328,7 +331,7 @@ func (w *watcher) stream(ctx context.Context, opts []quorum.Option, sc *scenario
 	defer c.Close()
 	subCtx, endSub := context.WithCancel(ctx)
 	defer endSub()
-	ch, err := c.Subscribe(subCtx, w.cfg.flags)
+	ch, err := c.Subscribe(subCtx, w.cfg.flags, subOpts...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return exitOK

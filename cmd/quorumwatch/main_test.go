@@ -644,3 +644,32 @@ func TestOutputFailure(t *testing.T) {
 		t.Errorf("exit %d stderr %q, want 1 and the write error", code, errOut.String())
 	}
 }
+
+// stallingWriter holds up the line that contains stall, as a slow terminal
+// or pipe would, so that events pile up behind it.
+type stallingWriter struct {
+	syncBuffer
+	stall string
+	d     time.Duration
+}
+
+func (s *stallingWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(s.stall)) {
+		time.Sleep(s.d)
+	}
+	return s.syncBuffer.Write(p)
+}
+
+func TestSimShowsEveryEvent(t *testing.T) {
+	// While the disconnected line is stuck, the engine reconnects and sends
+	// three more events: a coalescing subscription would merge them.
+	out := &stallingWriter{stall: " disconnected ", d: 300 * time.Millisecond}
+	var errOut syncBuffer
+	if code := runEnv(context.Background(), []string{"--sim"}, out, &errOut, fastEnv); code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
+	}
+	got := lines(out.String())
+	if len(got) != 18 || strings.Contains(out.String(), "coalesced") {
+		t.Errorf("want 18 events, none coalesced:\n%s", out.String())
+	}
+}
