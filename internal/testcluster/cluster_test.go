@@ -315,19 +315,23 @@ func testLifecycle(t *testing.T, pids *pidLog) {
 	}
 
 	if !t.Run("SetExpectedVotes", func(t *testing.T) {
-		// Raising expected votes above the total loses quorum on the
-		// spot; setting it back restores it.
+		// votequorum accepts an expected count as long as the current
+		// votes still reach quorum (5 → quorum 3 of 3 votes), applies it
+		// cluster-wide, and refuses one that would lose quorum.
 		must(t, c.SetExpectedVotes(1, 5))
-		must(t, c.WaitStatus(context.Background(), 1, func(s Status) bool { return s.ExpectedVotes == 5 }, "expected votes 5"))
-		st := status(t, c, 1)
-		t.Logf("after -e 5: quorate=%v expected=%d quorum=%d", st.Quorate, st.ExpectedVotes, st.Quorum)
-		must(t, c.SetExpectedVotes(1, 3))
-		must(t, c.WaitStatus(context.Background(), 1, func(s Status) bool { return s.ExpectedVotes == 3 && s.Quorate }, "expected votes 3, quorate"))
+		must(t, c.WaitStatus(context.Background(), 2, func(s Status) bool { return s.ExpectedVotes == 5 }, "expected votes 5"))
+		if st := status(t, c, 1); !st.Quorate || st.ExpectedVotes != 5 || st.Quorum != 3 {
+			t.Fatalf("after -e 5: %+v", st)
+		}
+		err := c.SetExpectedVotes(1, 7)
+		if err == nil || !strings.Contains(err.Error(), "CS_ERR_INVALID_PARAM") {
+			t.Fatalf("-e 7 (quorum 4 of 3 votes): %v, want CS_ERR_INVALID_PARAM", err)
+		}
 		if err := c.SetExpectedVotes(1, 0); err == nil {
 			t.Fatal("corosync-quorumtool -e 0 succeeded")
-		} else {
-			t.Logf("-e 0: %v", err)
 		}
+		must(t, c.SetExpectedVotes(1, 3))
+		must(t, c.WaitStatus(context.Background(), 1, func(s Status) bool { return s.ExpectedVotes == 3 && s.Quorum == 2 }, "expected votes 3"))
 	}) {
 		return
 	}
