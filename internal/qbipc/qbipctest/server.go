@@ -1,0 +1,402 @@
+//go:build linux
+
+// Package qbipctest is an in-process fake libqb IPC server for tests of
+// internal/qbipc and its users: it listens on an abstract socket, answers
+// the handshake, creates the server half of the SHM rings (or the SOCKET
+// transport's control file and datagram sockets) in a directory of the
+// test's, and lets the test read requests, send responses and events, and
+// corrupt or break everything in between.
+package qbipctest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a Server. The zero value serves SHM with 1 MiB
+// messages from a temporary directory.
+type Options struct {
+	// Socket selects the SOCKET transport instead of SHM.
+	Socket bool
+	// MaxMsgSize is announced in the handshake; 0 means 1 MiB.
+	MaxMsgSize uint32
+	// DataBytes overrides the size of each ring's data file (a multiple
+	// of 4), for wrap-around tests; 0 derives it from MaxMsgSize as libqb
+	// does.
+	DataBytes int
+	// Refuse, if not 0, is the negative errno sent in the handshake's
+	// error field instead of accepting.
+	Refuse int32
+	// PeerUID, if set, is the uid the server claims in its credentials
+	// (root may claim any).
+	PeerUID *uint32
+	// ConnectionType, if set, overrides the announced transport.
+	ConnectionType *int32
+	// MangleResponse, if set, edits the 12328-byte handshake response
+	// before it is sent.
+	MangleResponse func([]byte)
+	// BeforeRespond, if set, runs on an accepted connection after its
+	// files exist and before the handshake response is sent.
+	BeforeRespond func(*Conn)
+}
+
+// Server listens for connections until the test ends.
+type Server struct {
+	// Service is the unique abstract socket name clients dial.
+	Service string
+	// Dir holds the connections' files; clients need it as ShmDir.
+	Dir   string
+	opts  Options
+	lfd   int
+	conns chan *Conn
+	wg    sync.WaitGroup
+	quit  chan struct{}
+}
+
+// Start starts a server whose service name is unique to this test, and
+// stops it (and every connection) in the test's cleanup.
+func Start(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	if opts.MaxMsgSize == 0 {
+		opts.MaxMsgSize = 1 << 20
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	s := &Server{
+		Service: "qbipctest-" + hex.EncodeToString(rnd[:]),
+		Dir:     tb.TempDir(),
+		opts:    opts,
+		conns:   make(chan *Conn, 16),
+		quit:    make(chan struct{}),
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := bindAbstract(fd, s.Service); err != nil {
+		unix.Close(fd)
+		tb.Fatal(err)
+	}
+	if err := unix.Listen(fd, 16); err != nil {
+		unix.Close(fd)
+		tb.Fatal(err)
+	}
+	s.lfd = fd
+	s.wg.Add(1)
+	go s.accept(tb)
+	tb.Cleanup(s.stop)
+	return s
+}
+
+func (s *Server) stop() {
+	close(s.quit)
+	s.wg.Wait()
+	unix.Close(s.lfd)
+	for {
+		select {
+		case c := <-s.conns:
+			c.Close()
+		default:
+			return
+		}
+	}
+}
+
+func (s *Server) accept(tb testing.TB) {
+	defer s.wg.Done()
+	for {
+		pfd := []unix.PollFd{{Fd: int32(s.lfd), Events: unix.POLLIN}}
+		if n, _ := unix.Poll(pfd, 20); n <= 0 {
+			select {
+			case <-s.quit:
+				return
+			default:
+				continue
+			}
+		}
+		fd, _, err := unix.Accept4(s.lfd, unix.SOCK_CLOEXEC)
+		if err != nil {
+			continue
+		}
+		c, err := s.handshake(fd)
+		if err != nil {
+			tb.Logf("qbipctest: handshake: %v", err)
+			unix.Close(fd)
+			continue
+		}
+		if c != nil {
+			s.conns <- c
+		}
+	}
+}
+
+// Next returns the next accepted connection, failing the test after 5 s.
+func (s *Server) Next(tb testing.TB) *Conn {
+	tb.Helper()
+	select {
+	case c := <-s.conns:
+		tb.Cleanup(c.Close)
+		return c
+	case <-time.After(5 * time.Second):
+		tb.Fatal("qbipctest: no connection within 5 s")
+		return nil
+	}
+}
+
+// Conn is the server side of one connection.
+type Conn struct {
+	// Setup is the accepted stream socket.
+	Setup int
+	// Dir is the connection's directory (removed on Close).
+	Dir string
+	// Request, Response and Event are the SHM rings (nil for SOCKET).
+	Request, Response, Event *Ring
+	// ClientMaxMsgSize is what the client asked for.
+	ClientMaxMsgSize uint32
+
+	ctl             []byte
+	reqSock, evSock int
+	respTo, evTo    string
+	closeOnce       sync.Once
+}
+
+func (s *Server) handshake(fd int) (*Conn, error) {
+	var req [24]byte
+	if err := readFull(fd, req[:], 5*time.Second); err != nil {
+		return nil, err
+	}
+	if id := int32(binary.LittleEndian.Uint32(req[0:])); id != -1 {
+		return nil, fmt.Errorf("connection request id %d", id)
+	}
+	resp := make([]byte, 12328)
+	le := binary.LittleEndian
+	le.PutUint32(resp[0:], 0xFFFFFFFF)
+	le.PutUint32(resp[8:], 12328)
+	var c *Conn
+	if s.opts.Refuse != 0 {
+		le.PutUint32(resp[16:], uint32(s.opts.Refuse))
+	} else {
+		var rnd [4]byte
+		_, _ = rand.Read(rnd[:])
+		c = &Conn{Setup: fd, Dir: filepath.Join(s.Dir, "qb-"+hex.EncodeToString(rnd[:])),
+			ClientMaxMsgSize: le.Uint32(req[16:]), reqSock: -1, evSock: -1}
+		if err := os.Mkdir(c.Dir, 0o700); err != nil {
+			return nil, err
+		}
+		typ := int32(1)
+		if s.opts.Socket {
+			typ = 0
+		}
+		var names [3]string
+		var err error
+		if s.opts.Socket {
+			names, err = c.setupSocket(s.opts)
+		} else {
+			names, err = c.setupSHM(s.opts)
+		}
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		if s.opts.ConnectionType != nil {
+			typ = *s.opts.ConnectionType
+		}
+		le.PutUint32(resp[24:], uint32(typ))
+		le.PutUint32(resp[28:], s.opts.MaxMsgSize)
+		off := 32 + int(unsafe.Sizeof(uintptr(0)))
+		for i, n := range names {
+			copy(resp[off+i*4096:off+i*4096+4095], n)
+		}
+	}
+	if c != nil && s.opts.BeforeRespond != nil {
+		s.opts.BeforeRespond(c)
+	}
+	if s.opts.MangleResponse != nil {
+		s.opts.MangleResponse(resp)
+	}
+	var oob []byte
+	if s.opts.PeerUID != nil {
+		oob = unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: *s.opts.PeerUID, Gid: *s.opts.PeerUID})
+	}
+	if err := unix.Sendmsg(fd, resp, oob, nil, unix.MSG_NOSIGNAL); err != nil {
+		if c != nil {
+			c.Close()
+		}
+		return nil, err
+	}
+	if c == nil {
+		unix.Close(fd)
+	}
+	return c, nil
+}
+
+func (c *Conn) setupSHM(o Options) ([3]string, error) {
+	data := o.DataBytes
+	if data == 0 {
+		page := os.Getpagesize()
+		data = (int(o.MaxMsgSize) + 13 + page - 1) / page * page
+	}
+	names := [3]string{c.Dir + "/qb-request-test", c.Dir + "/qb-response-test", c.Dir + "/qb-event-test"}
+	var err error
+	if c.Request, err = createRing(names[0], data, 4); err != nil {
+		return names, err
+	}
+	if c.Response, err = createRing(names[1], data, 0); err != nil {
+		return names, err
+	}
+	if c.Event, err = createRing(names[2], data, 0); err != nil {
+		return names, err
+	}
+	return names, nil
+}
+
+func (c *Conn) setupSocket(o Options) ([3]string, error) {
+	ctlPath := c.Dir + "/qb-control-test"
+	var err error
+	if c.ctl, err = createMapped(ctlPath, 24); err != nil {
+		return [3]string{}, err
+	}
+	base := c.Dir + "/qb-test"
+	if c.reqSock, err = dgramBind(base + "-request"); err != nil {
+		return [3]string{}, err
+	}
+	if c.evSock, err = dgramBind(base + "-event-tx"); err != nil {
+		return [3]string{}, err
+	}
+	c.respTo, c.evTo = base+"-response", base+"-event"
+	return [3]string{ctlPath, base, base}, nil
+}
+
+// ReadRequest returns the next request, waiting up to d: for SHM it reads
+// the doorbell byte and then the request ring, for SOCKET one datagram.
+func (c *Conn) ReadRequest(d time.Duration) ([]byte, error) {
+	if c.ctl != nil {
+		if err := waitIn(c.reqSock, d); err != nil {
+			return nil, err
+		}
+		buf := make([]byte, 1<<21)
+		n, _, err := unix.Recvfrom(c.reqSock, buf, unix.MSG_DONTWAIT)
+		if err != nil {
+			return nil, err
+		}
+		atomic32Add(c.ctl, 0, -1)
+		return buf[:n], nil
+	}
+	var b [1]byte
+	if err := readFull(c.Setup, b[:], d); err != nil {
+		return nil, fmt.Errorf("doorbell: %w", err)
+	}
+	msg, ok, err := c.Request.Read()
+	if err == nil && !ok {
+		err = errors.New("qbipctest: doorbell rang but the request ring is empty")
+	}
+	return msg, err
+}
+
+// Respond sends msg on the response channel.
+func (c *Conn) Respond(msg []byte) error {
+	if c.ctl != nil {
+		atomic32Add(c.ctl, 8, 1)
+		return sendTo(c.reqSock, msg, c.respTo)
+	}
+	return c.Response.Write(msg)
+}
+
+// SendEvent queues msg as an event and, for SHM, rings the doorbell.
+func (c *Conn) SendEvent(msg []byte) error {
+	if c.ctl != nil {
+		atomic32Add(c.ctl, 16, 1)
+		return sendTo(c.evSock, msg, c.evTo)
+	}
+	if err := c.Event.Write(msg); err != nil {
+		return err
+	}
+	return c.Doorbell()
+}
+
+// Doorbell sends one event notification byte on the setup socket.
+func (c *Conn) Doorbell() error {
+	_, err := unix.Write(c.Setup, []byte{0})
+	return err
+}
+
+// SetFlowControl sets the request direction's flow-control flag.
+func (c *Conn) SetFlowControl(v int32) {
+	if c.ctl != nil {
+		atomic32Store(c.ctl, 4, v)
+		return
+	}
+	c.Request.SetUserData(v)
+}
+
+// HangUp closes the setup socket, as a dying server would.
+func (c *Conn) HangUp() { _ = unix.Shutdown(c.Setup, unix.SHUT_RDWR) }
+
+// Close releases everything and removes the connection's directory.
+func (c *Conn) Close() {
+	c.closeOnce.Do(func() {
+		unix.Close(c.Setup)
+		for _, r := range []*Ring{c.Request, c.Response, c.Event} {
+			if r != nil {
+				r.unmap()
+			}
+		}
+		if c.ctl != nil {
+			_ = unix.Munmap(c.ctl)
+		}
+		for _, fd := range []int{c.reqSock, c.evSock} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+		_ = os.RemoveAll(c.Dir)
+	})
+}
+
+func readFull(fd int, b []byte, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for got := 0; got < len(b); {
+		if err := waitIn(fd, time.Until(deadline)); err != nil {
+			return err
+		}
+		n, err := unix.Read(fd, b[got:])
+		if err == unix.EAGAIN || err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errors.New("qbipctest: peer closed")
+		}
+		got += n
+	}
+	return nil
+}
+
+func waitIn(fd int, d time.Duration) error {
+	if d < 0 {
+		d = 0
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, int(d/time.Millisecond))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
