@@ -5,6 +5,7 @@ package libquorum
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"syscall"
 	"testing"
@@ -272,5 +273,64 @@ func testHungCorosync(t *testing.T, ipc string) {
 	defer cancel4()
 	if q, err := c2.Quorate(ctx4); err != nil || !q {
 		t.Fatalf("Quorate after SIGCONT = %v, %v", q, err)
+	}
+}
+
+// TestDispatchDuringRequests runs Dispatch on one goroutine while another
+// makes requests, as the engine does: every snapshot that trackstart queues
+// must arrive whole and in order.
+func TestDispatchDuringRequests(t *testing.T) {
+	n := newNode(t, "shm")
+	n.start()
+	c := n.mustDial()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	const rounds = 300
+	reqErr := make(chan error, 1)
+	go func() {
+		for i := 0; i < rounds; i++ {
+			// CURRENT alone is a one-shot snapshot, so every call is
+			// accepted and queues a nodelist and a quorum notification.
+			if err := c.TrackStart(ctx, trackCurrent); err != nil {
+				reqErr <- err
+				return
+			}
+			if q, err := c.Quorate(ctx); err != nil || !q {
+				reqErr <- fmt.Errorf("Quorate = %v, %v", q, err)
+				return
+			}
+		}
+		reqErr <- nil
+	}()
+
+	var got []Notification
+	var reqDone bool
+	for !reqDone || len(got) < 2*rounds {
+		select {
+		case err := <-reqErr:
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqDone = true
+		default:
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("got %d of %d notifications", len(got), 2*rounds)
+		}
+		fds := []unix.PollFd{{Fd: int32(c.Fd()), Events: unix.POLLIN}}
+		unix.Poll(fds, 50)
+		if err := c.Dispatch(func(n Notification) { got = append(got, n) }); err != nil {
+			t.Fatalf("Dispatch: %v", err)
+		}
+	}
+	if len(got) != 2*rounds {
+		t.Fatalf("got %d notifications, want %d", len(got), 2*rounds)
+	}
+	for i := 0; i < len(got); i += 2 {
+		checkSnapshot(t, got[i:i+2])
+		if t.Failed() {
+			t.Fatalf("at notification %d", i)
+		}
 	}
 }
