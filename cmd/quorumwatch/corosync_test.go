@@ -30,7 +30,7 @@ func TestRealCorosync(t *testing.T) {
 	}
 	command := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := c.Exec(ctx, 1, exe, args...)
-		cmd.Env = append(os.Environ(), asCommandEnv+"=1")
+		cmd.Env = commandEnv()
 		return cmd
 	}
 	once := func(args ...string) (code int, stdout, stderr string) {

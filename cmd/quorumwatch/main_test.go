@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +26,12 @@ import (
 // corosync tests can start the command inside a node's network namespace
 // without building it separately.
 const asCommandEnv = "QUORUMWATCH_TEST_AS_COMMAND"
+
+// commandEnv is the environment of this binary run as the command. A race
+// build otherwise lingers a second at exit.
+func commandEnv() []string {
+	return append(os.Environ(), asCommandEnv+"=1", "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+}
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asCommandEnv) == "1" {
@@ -671,5 +679,37 @@ func TestSimShowsEveryEvent(t *testing.T) {
 	got := lines(out.String())
 	if len(got) != 18 || strings.Contains(out.String(), "coalesced") {
 		t.Errorf("want 18 events, none coalesced:\n%s", out.String())
+	}
+}
+
+// TestSignalsEndCommand runs the command as a process (this test binary
+// acting as quorumwatch) and stops it the way a user or init system would.
+func TestSignalsEndCommand(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, "--backend", "sim", "--json")
+			cmd.Env = commandEnv()
+			var out, errOut syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitLines(t, &out, 2)
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil || errOut.String() != "" {
+				t.Errorf("after %v: %v, want exit 0; stderr %q", sig, err, errOut.String())
+			}
+			for _, line := range lines(out.String()) {
+				checkJSONLine(t, line)
+			}
+		})
 	}
 }
