@@ -1,0 +1,34 @@
+//go:build !(libquorum && cgo && linux)
+
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// Without -tags libquorum no real backend is built in: the command must say
+// so and how to get one, not hang or pretend.
+func TestNoRealBackend(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string // parts of stderr
+	}{
+		{[]string{"--once"}, []string{"not supported", "-tags libquorum", "--backend sim"}},
+		{[]string{}, []string{"not supported", "-tags libquorum", "--backend sim"}},
+		{[]string{"--backend", "libquorum", "--once"}, []string{"not supported", "-tags libquorum"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := runT(t, context.Background(), fastEnv, tc.args...)
+			if code != 1 || out != "" {
+				t.Errorf("exit %d stdout %q, want 1 and nothing", code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q lacks %q", errOut, w)
+				}
+			}
+		})
+	}
+}
