@@ -164,6 +164,34 @@ func TestRealCorosync(t *testing.T) {
 	}
 	change("node 2 rejoining", []uint32{1, 2}, []uint32{2}, []uint32{}, true)
 
+	// corosync restarts under the command: it reconnects on its own.
+	if err := c.Kill(1); err != nil {
+		t.Fatal(err)
+	}
+	if m := next("the disconnection"); m["kind"] != "disconnected" || m["quorate"] != false || m["error"] == nil {
+		t.Fatalf("after killing node 1's corosync: %v, want a disconnected event with an error", m)
+	}
+	if err := c.Start(1); err != nil {
+		t.Fatal(err)
+	}
+	if m := next("the reconnection"); m["kind"] != "reconnected" {
+		t.Fatalf("after restarting node 1's corosync: %v, want a reconnected event", m)
+	}
+	if m := next("the new snapshot"); m["kind"] != "nodelist" || m["initial"] != true {
+		t.Fatalf("after the reconnection: %v, want the snapshot's nodelist", m)
+	}
+	if m := next("the new snapshot"); m["kind"] != "quorum" || m["initial"] != true {
+		t.Fatalf("after the reconnection: %v, want the snapshot's quorum event", m)
+	}
+	// Node 1 may take its snapshot before it has found node 2 again.
+	for {
+		m := next("node 1 and 2 together again")
+		if m["kind"] == "quorum" && m["quorate"] == true &&
+			slices.Equal(idList(t, "members", "members", m["members"]), []uint32{1, 2}) {
+			break
+		}
+	}
+
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
