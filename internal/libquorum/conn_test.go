@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corosync-go/quorum/internal/cs"
+	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -62,7 +62,9 @@ func waitNoLeaks(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		err := goleak.Find(goleak.IgnoreAnyFunction("github.com/corosync-go/quorum/internal/libquorum.(*node).reap"))
+		err := goleak.Find(
+			goleak.IgnoreAnyFunction("github.com/corosync-go/quorum/internal/testcluster.(*Cluster).spawner"),
+			goleak.IgnoreAnyFunction("github.com/corosync-go/quorum/internal/testcluster.(*Cluster).startNode.func1"))
 		if err == nil {
 			return
 		}
@@ -81,7 +83,6 @@ func TestQuorateAndTrack(t *testing.T) {
 
 func testQuorateAndTrack(t *testing.T, ipc string) {
 	n := newNode(t, ipc)
-	n.start()
 	c := n.mustDial()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -142,7 +143,6 @@ func TestCorosyncGone(t *testing.T) {
 
 func testCorosyncGone(t *testing.T, ipc string) {
 	n := newNode(t, ipc)
-	n.start()
 	c := n.mustDial()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -171,9 +171,10 @@ func testCorosyncGone(t *testing.T, ipc string) {
 
 	// While corosync starts, initialize answers CS_ERR_LIBRARY until the
 	// socket exists and CS_ERR_TRY_AGAIN until the services are ready.
+	if err := n.cl.Spawn(n.i); err != nil {
+		t.Fatal(err)
+	}
 	seen := map[cs.Code]int{}
-	startDone := make(chan struct{})
-	go func() { defer close(startDone); n.start() }()
 	for {
 		c, err := n.dial(ctx, nil)
 		if err == nil {
@@ -189,7 +190,6 @@ func testCorosyncGone(t *testing.T, ipc string) {
 			t.Fatal("corosync did not come back")
 		}
 	}
-	<-startDone
 	t.Logf("codes while starting: %v", seen)
 }
 
@@ -201,16 +201,9 @@ func TestHungCorosync(t *testing.T) {
 
 func testHungCorosync(t *testing.T, ipc string) {
 	n := newNode(t, ipc)
-	n.start()
 	c := n.mustDial()
 
-	n.signal(syscall.SIGSTOP)
-	resumed := false
-	defer func() {
-		if !resumed {
-			n.signal(syscall.SIGCONT)
-		}
-	}()
+	n.freeze()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -262,8 +255,7 @@ func testHungCorosync(t *testing.T, ipc string) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Dial on a hung corosync: %v; want DeadlineExceeded", err)
 	}
-	n.signal(syscall.SIGCONT)
-	resumed = true
+	n.thaw()
 	start = time.Now()
 	waitNoLeaks(t, 8*time.Second)
 	t.Logf("the abandoned Dial finished %v after SIGCONT", time.Since(start))
@@ -281,7 +273,6 @@ func testHungCorosync(t *testing.T, ipc string) {
 // must arrive whole and in order.
 func TestDispatchDuringRequests(t *testing.T) {
 	n := newNode(t, "shm")
-	n.start()
 	c := n.mustDial()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -333,4 +324,70 @@ func TestDispatchDuringRequests(t *testing.T) {
 			t.Fatalf("at notification %d", i)
 		}
 	}
+}
+
+// TestMembershipChanges checks the lists corosync sends on a real 3-node
+// cluster as a node leaves and comes back.
+func TestMembershipChanges(t *testing.T) {
+	cl := testcluster.Start(t, 3)
+	n := &node{t: t, cl: cl, i: 1}
+	c := n.mustDial()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.TrackStart(ctx, trackCurrent|trackChanges); err != nil {
+		t.Fatalf("TrackStart: %v", err)
+	}
+
+	type want struct {
+		kind                  Kind
+		quorate               bool
+		members, joined, left []uint32
+	}
+	var lastSeq uint64
+	expect := func(step string, ws ...want) {
+		t.Helper()
+		got := waitNotifications(t, c, len(ws), 30*time.Second)
+		for i, w := range ws {
+			g := got[i]
+			ok := g.Kind == w.kind && slices.Equal(g.Members, w.members) && g.RingNode == 1 && g.RingSeq > lastSeq
+			if w.kind == KindNodeList {
+				ok = ok && slices.Equal(g.Joined, w.joined) && slices.Equal(g.Left, w.left)
+			} else {
+				ok = ok && g.Quorate == w.quorate
+			}
+			if !ok {
+				t.Fatalf("%s: notification %d is %s; want %+v (ring seq above %d)", step, i, formatNotification(g), w, lastSeq)
+			}
+			t.Logf("%s: %s", step, formatNotification(g))
+		}
+		if got[0].RingSeq != got[1].RingSeq {
+			t.Errorf("%s: nodelist and quorum carry different rings", step)
+		}
+		lastSeq = got[0].RingSeq
+	}
+	none := []uint32{}
+	expect("snapshot",
+		want{KindNodeList, false, []uint32{1, 2, 3}, none, none},
+		want{KindQuorum, true, []uint32{1, 2, 3}, nil, nil})
+
+	if err := cl.Kill(3); err != nil {
+		t.Fatal(err)
+	}
+	expect("node 3 killed",
+		want{KindNodeList, false, []uint32{1, 2}, none, []uint32{3}},
+		want{KindQuorum, true, []uint32{1, 2}, nil, nil})
+
+	if err := cl.Kill(2); err != nil {
+		t.Fatal(err)
+	}
+	expect("node 2 killed",
+		want{KindNodeList, false, []uint32{1}, none, []uint32{2}},
+		want{KindQuorum, false, []uint32{1}, nil, nil})
+
+	if err := cl.Start(3); err != nil {
+		t.Fatal(err)
+	}
+	expect("node 3 back",
+		want{KindNodeList, false, []uint32{1, 3}, []uint32{3}, none},
+		want{KindQuorum, true, []uint32{1, 3}, nil, nil})
 }

@@ -37,10 +37,10 @@ func publicDir(t *testing.T) string {
 
 // asNobody returns the command that runs argv inside the node's namespace as
 // uid and gid nobody with no supplementary groups.
-func (n *node) asNobody(argv ...string) *exec.Cmd {
-	args := append([]string{"netns", "exec", n.ns, "setpriv",
-		fmt.Sprintf("--reuid=%d", nobody), fmt.Sprintf("--regid=%d", nobody), "--clear-groups"}, argv...)
-	return exec.Command("ip", args...)
+func (n *node) asNobody(ctx context.Context, argv ...string) *exec.Cmd {
+	args := append([]string{fmt.Sprintf("--reuid=%d", nobody), fmt.Sprintf("--regid=%d", nobody),
+		"--clear-groups"}, argv...)
+	return n.cl.Exec(ctx, n.i, "setpriv", args...)
 }
 
 const helperEnv = "H2_LIBQUORUM_HELPER"
@@ -69,7 +69,8 @@ func TestAccessDenied(t *testing.T) {
 		t.Skip("setpriv is not installed")
 	}
 	n := newNode(t, "shm")
-	n.start()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 
 	self, err := os.Executable()
 	if err != nil {
@@ -85,7 +86,7 @@ func TestAccessDenied(t *testing.T) {
 	}
 	helper := func() string {
 		t.Helper()
-		cmd := n.asNobody(bin, "-test.run=^TestHelperDial$")
+		cmd := n.asNobody(ctx, bin, "-test.run=^TestHelperDial$")
 		cmd.Env = append(os.Environ(), helperEnv+"=dial")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -108,13 +109,9 @@ func TestAccessDenied(t *testing.T) {
 
 	// Granting the uid makes the same client work, so the refusal above was
 	// corosync's access control and nothing else.
-	f, err := os.OpenFile(n.conf, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
+	if err := n.cl.GrantUID(n.i, nobody); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(f, "uidgid {\n  uid: %d\n}\n", nobody)
-	f.Close()
-	run(t, "ip", "netns", "exec", n.ns, "corosync-cfgtool", "-R")
 	if got := helper(); got != "quorate=true err=<nil>" {
 		t.Fatalf("Dial after uidgid was granted: %q", got)
 	}
@@ -138,7 +135,8 @@ func startFakeServer(t *testing.T, n *node, ipc string) int {
 	if out, err := exec.Command("cc", args...).CombinedOutput(); err != nil {
 		t.Fatalf("building the fake server: %v\n%s", err, out)
 	}
-	cmd := n.asNobody(bin, ipc)
+	// Killed by the Cleanup below; the context only bounds the test.
+	cmd := n.asNobody(context.Background(), bin, ipc)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +179,8 @@ func TestPeerCheck(t *testing.T) {
 }
 
 func testPeerCheck(t *testing.T, ipc string) {
-	n := newNode(t, ipc) // corosync is never started in this namespace
+	n := newNode(t, ipc)
+	n.kill() // the namespace stays, without corosync
 	pid := startFakeServer(t, n, ipc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
