@@ -145,6 +145,7 @@ type config struct {
 	nodeExtra    map[int][]string
 	waitTimeout  time.Duration
 	noWaitJoined bool
+	owner        int // pid named in the prefix; 0 means this process
 }
 
 // Votes sets node i's quorum_votes (default 1).
@@ -217,9 +218,7 @@ type node struct {
 	addr string
 	dir  string // node's folder: corosync.conf, corosync.log, state/
 
-	// guarded by Cluster.mu
-	proc   *proc
-	frozen bool
+	proc *proc // guarded by Cluster.mu
 }
 
 // proc is one corosync process. done is closed once it has been reaped.
@@ -357,7 +356,11 @@ func (c *Cluster) create(n int) error {
 		if err != nil {
 			return err
 		}
-		prefix := fmt.Sprintf("%s%d-%s", namePrefix, os.Getpid(), tag)
+		owner := c.cfg.owner
+		if owner == 0 {
+			owner = os.Getpid()
+		}
+		prefix := fmt.Sprintf("%s%d-%s", namePrefix, owner, tag)
 		dir := filepath.Join(os.TempDir(), prefix)
 		err = os.Mkdir(dir, 0o755)
 		if err == nil {
@@ -610,16 +613,18 @@ func (c *Cluster) Running(i int) bool { return c.Pid(i) != 0 }
 
 // startNode launches corosync for nd without waiting for it.
 func (c *Cluster) startNode(nd *node) error {
+	// Held throughout so that teardown, which marks the cluster closed
+	// under mu before it closes c.spawn and kills what it finds, either
+	// sees this process or makes this call fail, and a node is never
+	// started twice.
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
 		return errors.New("testcluster: cluster already torn down")
 	}
 	if nd.proc != nil && !nd.proc.exited() {
-		c.mu.Unlock()
-		return fmt.Errorf("node %d: corosync already running (pid %d)", nd.id, nd.proc.pid)
+		return fmt.Errorf("testcluster: node %d: corosync already running (pid %d)", nd.id, nd.proc.pid)
 	}
-	c.mu.Unlock()
 
 	logf, err := os.OpenFile(filepath.Join(nd.dir, "corosync.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -635,11 +640,12 @@ func (c *Cluster) startNode(nd *node) error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Dir = nd.dir
+	// If the test binary dies without its cleanup, corosync dies with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	res := make(chan error, 1)
 	c.spawn <- spawnReq{cmd: cmd, res: res}
 	if err := <-res; err != nil {
-		return fmt.Errorf("node %d: starting corosync: %v", nd.id, err)
+		return fmt.Errorf("testcluster: node %d: starting corosync: %v", nd.id, err)
 	}
 	// ip and sh exec in place, so this pid becomes corosync's.
 	p := &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
@@ -651,10 +657,7 @@ func (c *Cluster) startNode(nd *node) error {
 		removeShm(p.pid)
 		close(p.done)
 	}()
-	c.mu.Lock()
 	nd.proc = p
-	nd.frozen = false
-	c.mu.Unlock()
 	return nil
 }
 
@@ -781,9 +784,6 @@ func (c *Cluster) killProc(nd *node, p *proc) error {
 	case <-tm.C:
 		return fmt.Errorf("testcluster: node %d: pid %d still running %v after SIGKILL", nd.id, p.pid, killTimeout)
 	}
-	c.mu.Lock()
-	nd.frozen = false
-	c.mu.Unlock()
 	return nil
 }
 
@@ -822,9 +822,6 @@ func (c *Cluster) signalState(i int, sig syscall.Signal, stop bool) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	c.mu.Lock()
-	nd.frozen = stop
-	c.mu.Unlock()
 	return nil
 }
 

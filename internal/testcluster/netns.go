@@ -153,6 +153,9 @@ func deleteNetns(ctx context.Context, ip, ns string) error {
 		err = killAndWait(ctx, pids)
 	}
 	if err != nil {
+		if _, serr := os.Stat(filepath.Join(netnsDir, ns)); errors.Is(serr, os.ErrNotExist) {
+			return nil // deleted concurrently by another sweeper
+		}
 		return fmt.Errorf("netns %s: %w", ns, err)
 	}
 	if err := runTool(ctx, ip, "netns", "del", ns); err != nil {
