@@ -60,7 +60,11 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 			unix.Close(fd)
 		}
 	}()
-	resp, peer, err := handshake(ctx, fd, cfg.Service, maxMsg)
+	raw, peer, err := handshake(ctx, fd, cfg.Service, maxMsg)
+	var resp connResponse
+	if err == nil {
+		resp, err = parseConnResponse(raw)
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return nil, err
@@ -105,7 +109,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 
 // handshake connects fd, sends the connection request and reads the
 // response with the server's credentials.
-func handshake(ctx context.Context, fd int, service string, maxMsg uint32) (connResponse, unix.Ucred, error) {
+func handshake(ctx context.Context, fd int, service string, maxMsg uint32) ([]byte, unix.Ucred, error) {
 	var peer unix.Ucred
 	err := connectAbstract(fd, service)
 	if err == unix.EAGAIN || err == unix.EINPROGRESS {
@@ -118,16 +122,16 @@ func handshake(ctx context.Context, fd int, service string, maxMsg uint32) (conn
 		}
 	}
 	if err != nil {
-		return connResponse{}, peer, fmt.Errorf("connect to %q: %w", service, err)
+		return nil, peer, fmt.Errorf("connect to %q: %w", service, err)
 	}
 	// With SO_PASSCRED set before sending, the kernel attaches our
 	// credentials whatever the server's timing, and attaches the server's
 	// to what we receive.
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
-		return connResponse{}, peer, fmt.Errorf("SO_PASSCRED: %w", err)
+		return nil, peer, fmt.Errorf("SO_PASSCRED: %w", err)
 	}
 	if err := sendAll(ctx, fd, encodeConnRequest(maxMsg)); err != nil {
-		return connResponse{}, peer, fmt.Errorf("send connection request: %w", err)
+		return nil, peer, fmt.Errorf("send connection request: %w", err)
 	}
 	buf := make([]byte, connResponseSize)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
@@ -136,7 +140,7 @@ func handshake(ctx context.Context, fd int, service string, maxMsg uint32) (conn
 		n, oobn, _, _, err := unix.Recvmsg(fd, buf[got:], oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EAGAIN {
 			if err := waitFd(ctx, fd, unix.POLLIN); err != nil {
-				return connResponse{}, peer, err
+				return nil, peer, err
 			}
 			continue
 		}
@@ -144,10 +148,10 @@ func handshake(ctx context.Context, fd int, service string, maxMsg uint32) (conn
 			continue
 		}
 		if err != nil {
-			return connResponse{}, peer, fmt.Errorf("receive connection response: %w", err)
+			return nil, peer, fmt.Errorf("receive connection response: %w", err)
 		}
 		if n == 0 {
-			return connResponse{}, peer, fmt.Errorf("server closed the connection during the handshake: %w", unix.ENOTCONN)
+			return nil, peer, fmt.Errorf("server closed the connection during the handshake: %w", unix.ENOTCONN)
 		}
 		if !haveCreds && oobn > 0 {
 			if cr, err := parseCreds(oob[:oobn]); err == nil {
@@ -160,10 +164,9 @@ func handshake(ctx context.Context, fd int, service string, maxMsg uint32) (conn
 	if !haveCreds {
 		// The kernel always attaches them while SO_PASSCRED is set; their
 		// absence means something odd is on the other end.
-		return connResponse{}, peer, fmt.Errorf("%w: no credentials came with the connection response", errMalformed)
+		return nil, peer, fmt.Errorf("%w: no credentials came with the connection response", errMalformed)
 	}
-	resp, err := parseConnResponse(buf)
-	return resp, peer, err
+	return buf, peer, nil
 }
 
 func parseCreds(oob []byte) (unix.Ucred, error) {
