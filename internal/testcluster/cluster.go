@@ -871,6 +871,14 @@ func (c *Cluster) Exec(ctx context.Context, i int, name string, args ...string) 
 	return execCommand(ctx, c.tools.ip, append([]string{"netns", "exec", ns, name}, args...)...)
 }
 
+// ExecAs is Exec with name run as user and group uid with no
+// supplementary groups (through setpriv from util-linux), e.g. to check
+// that corosync refuses a user until GrantUID.
+func (c *Cluster) ExecAs(ctx context.Context, i int, uid uint32, name string, args ...string) *exec.Cmd {
+	id := strconv.FormatUint(uint64(uid), 10)
+	return c.Exec(ctx, i, "setpriv", append([]string{"--reuid=" + id, "--regid=" + id, "--clear-groups", name}, args...)...)
+}
+
 // Output runs name in node i and returns its combined output; the error
 // includes that output.
 func (c *Cluster) Output(ctx context.Context, i int, name string, args ...string) ([]byte, error) {
