@@ -114,20 +114,31 @@ func open(ctx context.Context, set settings, private bool) (*Client, error) {
 func (c *Client) firstConnect(ctx context.Context) (Conn, error) {
 	for attempt := 0; ; attempt++ {
 		conn, err := c.connect(ctx)
-		if err == nil {
+		switch {
+		case err == nil:
 			return conn, nil
-		}
-		if ctx.Err() != nil || !c.set.reconnect || !retryable(err) {
+		case ctx.Err() != nil:
+			return nil, giveUp(ctx, err)
+		case !c.set.reconnect || !retryable(err):
 			return nil, err
 		}
 		t := time.NewTimer(c.backoff(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("quorum: gave up connecting to corosync: %w (last error: %v)", ctx.Err(), err)
+			return nil, giveUp(ctx, err)
 		case <-t.C:
 		}
 	}
+}
+
+// giveUp reports both the context's end and the last connection error, so
+// that errors.Is finds either.
+func giveUp(ctx context.Context, last error) error {
+	if errors.Is(last, ctx.Err()) {
+		return last
+	}
+	return fmt.Errorf("quorum: gave up connecting to corosync: %w; last attempt: %w", ctx.Err(), last)
 }
 
 // connect opens a connection and starts tracking on it; the snapshot is
