@@ -77,7 +77,7 @@ var errMalformed = errors.New("malformed quorum message")
 
 const hdr = qbipc.ResponseHeaderSize
 
-var le = binary.LittleEndian
+var le = binary.NativeEndian
 
 func request(id int32, size int) []byte {
 	b := make([]byte, size)

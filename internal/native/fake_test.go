@@ -73,7 +73,7 @@ func (f *fakeQuorum) events() [][]byte {
 // handle answers one request; it returns the response, sending any events
 // itself first as corosync does.
 func (f *fakeQuorum) handle(t *testing.T, sc *qbipctest.Conn, req []byte) []byte {
-	id := int32(binary.LittleEndian.Uint32(req))
+	id := int32(binary.NativeEndian.Uint32(req))
 	switch {
 	case id == ReqModelGetType && f.old:
 		return reply(0, 24, cs.ErrInvalidParam)

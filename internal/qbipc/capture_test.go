@@ -58,7 +58,7 @@ func req(id int32, extra ...uint32) []byte {
 	b := make([]byte, 16+4*len(extra))
 	PutRequestHeader(b, RequestHeader{ID: id, Size: int32(len(b))})
 	for i, v := range extra {
-		binary.LittleEndian.PutUint32(b[16+4*i:], v)
+		binary.NativeEndian.PutUint32(b[16+4*i:], v)
 	}
 	return b
 }
@@ -108,7 +108,7 @@ func TestCapture(t *testing.T) {
 	words := 2 + payloadWords(n)
 	chunk := make([]byte, 4*words)
 	for i := uint32(0); i < words; i++ {
-		binary.LittleEndian.PutUint32(chunk[4*i:], atomic.LoadUint32(ev.dataWord((rp+i)%ev.words)))
+		binary.NativeEndian.PutUint32(chunk[4*i:], atomic.LoadUint32(ev.dataWord((rp+i)%ev.words)))
 	}
 	writeSeed(t, ".", "FuzzChunk", "nodelist-chunk", chunk)
 	for i := 0; i < 2; i++ {
@@ -116,7 +116,7 @@ func TestCapture(t *testing.T) {
 		if !ok || err != nil {
 			t.Fatalf("event %d: %v %v", i, ok, err)
 		}
-		id := binary.LittleEndian.Uint32(m)
+		id := binary.NativeEndian.Uint32(m)
 		writeSeed(t, native, "FuzzNotification", "v1-id"+strconv.Itoa(int(id)), m)
 	}
 	writeSeed(t, native, "FuzzBareResponse", "trackstart-exist", call(c, req(1, 3)))

@@ -47,8 +47,8 @@ func codeOf(err error) cs.Code {
 // with a pattern derived from seed.
 func msg(id int32, size int, seed byte) []byte {
 	b := make([]byte, size)
-	binary.LittleEndian.PutUint32(b[0:], uint32(id))
-	binary.LittleEndian.PutUint32(b[8:], uint32(size))
+	binary.NativeEndian.PutUint32(b[0:], uint32(id))
+	binary.NativeEndian.PutUint32(b[8:], uint32(size))
 	for i := RequestHeaderSize; i < size; i++ {
 		b[i] = seed + byte(i)
 	}
@@ -58,7 +58,7 @@ func msg(id int32, size int, seed byte) []byte {
 // resp builds a response (24-byte header, error CS_OK) with a pattern.
 func resp(id int32, size int, seed byte) []byte {
 	b := msg(id, size, seed)
-	binary.LittleEndian.PutUint32(b[16:], 1)
+	binary.NativeEndian.PutUint32(b[16:], 1)
 	return b
 }
 
@@ -161,7 +161,7 @@ func TestRequestResponse(t *testing.T) {
 		c, sc := mustDial(t, s)
 		serve(t, sc, func(req []byte) []byte {
 			// Echo the body back after a response header.
-			r := resp(int32(binary.LittleEndian.Uint32(req)), len(req)+8, 0)
+			r := resp(int32(binary.NativeEndian.Uint32(req)), len(req)+8, 0)
 			copy(r[24:], req[16:])
 			return r
 		})
@@ -250,7 +250,7 @@ func TestWrapAround(t *testing.T) {
 	s := qbipctest.Start(t, qbipctest.Options{DataBytes: 256, MaxMsgSize: 200})
 	c, sc := mustDial(t, s)
 	serve(t, sc, func(req []byte) []byte {
-		r := resp(int32(binary.LittleEndian.Uint32(req)), len(req)+8, 0)
+		r := resp(int32(binary.NativeEndian.Uint32(req)), len(req)+8, 0)
 		copy(r[24:], req[16:])
 		return r
 	})
@@ -589,7 +589,7 @@ func TestCorruptEvents(t *testing.T) {
 		}},
 		{"header size disagrees", func(sc *qbipctest.Conn) error {
 			m := resp(6, 56, 0)
-			binary.LittleEndian.PutUint32(m[8:], 1000)
+			binary.NativeEndian.PutUint32(m[8:], 1000)
 			return sc.Event.Write(m)
 		}},
 		{"shorter than a header", func(sc *qbipctest.Conn) error {

@@ -57,7 +57,7 @@ func memRing(data []byte, rp uint32) *ring {
 	for i := uint32(0); i < words; i++ {
 		var w [4]byte
 		copy(w[:], data[min(len(data), int(4*i)):])
-		binary.LittleEndian.PutUint32(r.data[4*((i+rp)%words):], binary.LittleEndian.Uint32(w[:]))
+		binary.NativeEndian.PutUint32(r.data[4*((i+rp)%words):], binary.NativeEndian.Uint32(w[:]))
 	}
 	atomic.StoreUint32(r.word32(hdr, rbWordSize), words)
 	atomic.StoreUint32(r.word32(hdr, rbReadPt), rp%words)
@@ -88,7 +88,7 @@ func FuzzChunk(f *testing.F) {
 			if !ok {
 				t.Fatal("no chunk although the semaphore had one")
 			}
-			n := binary.LittleEndian.Uint32(append(data[:len(data):len(data)], 0, 0, 0, 0))
+			n := binary.NativeEndian.Uint32(append(data[:len(data):len(data)], 0, 0, 0, 0))
 			if uint32(len(msg)) != n {
 				t.Fatalf("read %d bytes, size word says %d", len(msg), n)
 			}

@@ -67,9 +67,9 @@ type connResponse struct {
 func encodeConnRequest(maxMsgSize uint32) []byte {
 	b := make([]byte, connRequestSize)
 	id := int32(msgAuthenticate)
-	binary.LittleEndian.PutUint32(b[0:], uint32(id))
-	binary.LittleEndian.PutUint32(b[8:], connRequestSize)
-	binary.LittleEndian.PutUint32(b[16:], maxMsgSize)
+	binary.NativeEndian.PutUint32(b[0:], uint32(id))
+	binary.NativeEndian.PutUint32(b[8:], connRequestSize)
+	binary.NativeEndian.PutUint32(b[16:], maxMsgSize)
 	return b
 }
 
@@ -85,7 +85,7 @@ func parseConnResponse(b []byte) (connResponse, error) {
 	if len(b) != connResponseSize {
 		return r, fmt.Errorf("%w: connection response of %d bytes, want %d", errMalformed, len(b), connResponseSize)
 	}
-	le := binary.LittleEndian
+	le := binary.NativeEndian
 	r.ID = int32(le.Uint32(b[0:]))
 	r.Size = int32(le.Uint32(b[8:]))
 	r.Error = int32(le.Uint32(b[16:]))
@@ -144,10 +144,10 @@ type ResponseHeader struct {
 // leaving the alignment padding zero.
 func PutRequestHeader(b []byte, h RequestHeader) {
 	_ = b[RequestHeaderSize-1]
-	binary.LittleEndian.PutUint32(b[0:], uint32(h.ID))
-	binary.LittleEndian.PutUint32(b[4:], 0)
-	binary.LittleEndian.PutUint32(b[8:], uint32(h.Size))
-	binary.LittleEndian.PutUint32(b[12:], 0)
+	binary.NativeEndian.PutUint32(b[0:], uint32(h.ID))
+	binary.NativeEndian.PutUint32(b[4:], 0)
+	binary.NativeEndian.PutUint32(b[8:], uint32(h.Size))
+	binary.NativeEndian.PutUint32(b[12:], 0)
 }
 
 // ParseResponseHeader decodes the header at the start of a response or event.
@@ -158,7 +158,7 @@ func ParseResponseHeader(b []byte) (ResponseHeader, error) {
 	if len(b) < ResponseHeaderSize {
 		return h, fmt.Errorf("%w: message of %d bytes is shorter than a response header", errMalformed, len(b))
 	}
-	le := binary.LittleEndian
+	le := binary.NativeEndian
 	h.ID = int32(le.Uint32(b[0:]))
 	h.Size = int32(le.Uint32(b[8:]))
 	h.Error = int32(le.Uint32(b[16:]))

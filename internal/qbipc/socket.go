@@ -144,7 +144,7 @@ func (t *sockTransport) recv(fd, ctlOff int) (msg []byte, ok bool, err error) {
 	}
 	// qb_ipc_us_recv_at_most reads hdr.size bytes; a datagram is one
 	// message, so the two must agree.
-	if size := int32(binary.LittleEndian.Uint32(peek[8:])); int64(size) != int64(n) {
+	if size := int32(binary.NativeEndian.Uint32(peek[8:])); int64(size) != int64(n) {
 		_, _, _ = unix.Recvfrom(fd, peek[:], unix.MSG_DONTWAIT)
 		return nil, false, fmt.Errorf("%w: datagram of %d bytes has header size %d", errMalformed, n, size)
 	}

@@ -177,11 +177,11 @@ func (s *Server) handshake(fd int) (*Conn, error) {
 	if err := readFull(fd, req[:], 5*time.Second); err != nil {
 		return nil, err
 	}
-	if id := int32(binary.LittleEndian.Uint32(req[0:])); id != -1 {
+	if id := int32(binary.NativeEndian.Uint32(req[0:])); id != -1 {
 		return nil, fmt.Errorf("connection request id %d", id)
 	}
 	resp := make([]byte, 12328)
-	le := binary.LittleEndian
+	le := binary.NativeEndian
 	le.PutUint32(resp[0:], 0xFFFFFFFF)
 	le.PutUint32(resp[8:], 12328)
 	var c *Conn
