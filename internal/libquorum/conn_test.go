@@ -216,6 +216,10 @@ func testHungCorosync(t *testing.T, ipc string) {
 		t.Fatalf("Quorate on a hung corosync: %v; want DeadlineExceeded", err)
 	}
 	wantCode(t, err, cs.ErrTimeout)
+	t.Logf("Quorate with a 300ms deadline returned after %v", time.Since(start))
+	if flags, err := unix.FcntlInt(uintptr(c.fd), unix.F_GETFL, 0); err == nil {
+		t.Logf("libquorum's fd %d has O_NONBLOCK=%v", c.fd, flags&unix.O_NONBLOCK != 0)
+	}
 
 	// The first call still holds the handle: the next waits for it, and gives
 	// up with its own context.
@@ -237,6 +241,7 @@ func testHungCorosync(t *testing.T, ipc string) {
 	if took := time.Since(start); took > 100*time.Millisecond {
 		t.Errorf("Close took %v on a hung corosync", took)
 	}
+	t.Logf("Close returned after %v", time.Since(start))
 	// Close shut the socket down, so libqb's liveness check ends the call
 	// (about every 2 s) even though corosync is still frozen.
 	start = time.Now()
