@@ -205,6 +205,10 @@ func testLifecycle(t *testing.T, pids *pidLog) {
 		if err == nil || !strings.Contains(err.Error(), "boom") {
 			t.Fatalf("panic in fn: %v", err)
 		}
+		err = c.InNode(1, func() error { runtime.Goexit(); return nil })
+		if err == nil || !strings.Contains(err.Error(), "Goexit") {
+			t.Fatalf("Goexit in fn: %v", err)
+		}
 		if err := c.InNode(4, func() error { return nil }); err == nil {
 			t.Fatal("InNode(4) on a 3-node cluster succeeded")
 		}

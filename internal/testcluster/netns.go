@@ -29,7 +29,8 @@ const netnsDir = "/run/netns"
 // changed: /dev/shm is the one corosync uses too.
 //
 // The thread is never handed back to the Go scheduler: the runtime discards
-// it when fn's goroutine ends. A panic in fn is returned as an error.
+// it when fn's goroutine ends. A panic in fn, or fn ending its goroutine
+// with runtime.Goexit (t.FailNow), is returned as an error.
 func (c *Cluster) InNode(i int, fn func() error) error {
 	nd, err := c.node(i)
 	if err != nil {
@@ -51,18 +52,22 @@ func inNetns(name string, fn func() error) error {
 	go func() {
 		// Never unlocked, see the doc comment.
 		runtime.LockOSThread()
-		err := unix.Setns(fd, unix.CLONE_NEWNET)
-		unix.Close(fd)
-		if err != nil {
-			errc <- fmt.Errorf("testcluster: setns %s: %w", name, err)
-			return
-		}
+		// Overwritten unless fn ends its goroutine with runtime.Goexit,
+		// which recover does not see; InNode must return then too.
+		err := fmt.Errorf("testcluster: function run in netns %s called runtime.Goexit (t.Fatal there?)", name)
 		defer func() {
 			if r := recover(); r != nil {
-				errc <- fmt.Errorf("testcluster: panic in function run in netns %s: %v\n%s", name, r, debug.Stack())
+				err = fmt.Errorf("testcluster: panic in function run in netns %s: %v\n%s", name, r, debug.Stack())
 			}
+			errc <- err
 		}()
-		errc <- fn()
+		serr := unix.Setns(fd, unix.CLONE_NEWNET)
+		unix.Close(fd)
+		if serr != nil {
+			err = fmt.Errorf("testcluster: setns %s: %w", name, serr)
+			return
+		}
+		err = fn()
 	}()
 	return <-errc
 }
