@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/corosync-go/quorum/internal/cs"
 	"github.com/corosync-go/quorum/internal/qbipc"
+	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
 func forModes(t *testing.T, fn func(t *testing.T, n *corosyncNode, want qbipc.Transport)) {
@@ -121,7 +121,7 @@ func TestRealKill(t *testing.T) {
 			t.Fatal(err)
 		}
 		collect(t, c, 2, 5*time.Second)
-		n.signal(t, syscall.SIGKILL)
+		n.kill(t)
 		if !waitReadable(c.Fd(), 5*time.Second) {
 			t.Fatal("fd not readable 5 s after corosync was killed")
 		}
@@ -142,7 +142,7 @@ func TestRealDeadline(t *testing.T) {
 	forModes(t, func(t *testing.T, n *corosyncNode, _ qbipc.Transport) {
 		c := n.dial(t)
 		defer c.Close()
-		n.signal(t, syscall.SIGSTOP)
+		n.freeze(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		start := time.Now()
 		_, err := c.Quorate(ctx)
@@ -153,7 +153,7 @@ func TestRealDeadline(t *testing.T) {
 		if el := time.Since(start); el > 250*time.Millisecond+300*time.Millisecond {
 			t.Fatalf("Quorate returned %v after its 300 ms deadline", el)
 		}
-		n.signal(t, syscall.SIGCONT)
+		n.thaw(t)
 		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for i := 0; i < 3; i++ {
@@ -162,8 +162,8 @@ func TestRealDeadline(t *testing.T) {
 			}
 		}
 		// Close while a request waits on a stopped corosync.
-		n.signal(t, syscall.SIGSTOP)
-		defer n.signal(t, syscall.SIGCONT)
+		n.freeze(t)
+		defer n.thaw(t)
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.Quorate(context.Background())
@@ -180,6 +180,42 @@ func TestRealDeadline(t *testing.T) {
 			t.Fatal("Close did not make the waiting request return")
 		}
 	})
+}
+
+// TestRealMembership: on a 3-node cluster, killing and restarting a node
+// gives V1 nodelist events with left and joined filled, each followed by a
+// quorum event of the same ring.
+func TestRealMembership(t *testing.T) {
+	cl := testcluster.Start(t, 3)
+	n := &corosyncNode{c: cl, i: 1}
+	c := n.dial(t)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.TrackStart(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	snap := collect(t, c, 2, 5*time.Second)
+	if len(snap) != 2 || !slices.Equal(snap[0].Members, []uint32{1, 2, 3}) {
+		t.Fatalf("snapshot %+v", snap)
+	}
+	if err := cl.Kill(3); err != nil {
+		t.Fatal(err)
+	}
+	left := collect(t, c, 2, 30*time.Second)
+	if len(left) != 2 || left[0].Kind != KindNodeList || !slices.Equal(left[0].Left, []uint32{3}) ||
+		!slices.Equal(left[0].Members, []uint32{1, 2}) || left[1].Kind != KindQuorum ||
+		left[1].Ring != left[0].Ring || !left[1].Quorate || left[0].Ring.Seq <= snap[0].Ring.Seq {
+		t.Fatalf("after kill: %+v", left)
+	}
+	if err := cl.Start(3); err != nil {
+		t.Fatal(err)
+	}
+	joined := collect(t, c, 2, 30*time.Second)
+	if len(joined) != 2 || !slices.Equal(joined[0].Joined, []uint32{3}) ||
+		!slices.Equal(joined[0].Members, []uint32{1, 2, 3}) || joined[1].Ring != joined[0].Ring {
+		t.Fatalf("after restart: %+v", joined)
+	}
 }
 
 func BenchmarkQuorateNative(b *testing.B) {
