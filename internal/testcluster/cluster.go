@@ -195,10 +195,9 @@ func NoWaitFormed() Option {
 }
 
 // Cluster is a running test cluster. Its methods are safe for concurrent
-// use. Everything it started is torn down by the t.Cleanup that Start
-// registers.
+// use. Close (which Start registers as a test cleanup) tears down
+// everything it started.
 type Cluster struct {
-	t      testing.TB
 	tools  tools
 	cfg    config
 	prefix string // qtc-<pid>-<rand>
@@ -243,25 +242,48 @@ type spawnReq struct {
 	res chan error
 }
 
-// Start builds an n-node cluster, starts corosync on every node and waits
-// until each node's view has all n members. Failures call t.Fatal; missing
-// prerequisites call t.Skip (t.Fatal when QUORUM_REQUIRE_CLUSTER=1). Start
-// first removes leftovers of earlier runs whose process no longer exists.
-// It must be called from the test's goroutine.
+// Start builds an n-node cluster with New and registers a t.Cleanup that
+// closes it, logging the tail of every node's log first if the test failed.
+// Missing prerequisites call t.Skip with Available's reason, or t.Fatal
+// when QUORUM_REQUIRE_CLUSTER=1; any other failure calls t.Fatal. Start must
+// be called from the test's goroutine.
 func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	tl, err := findTools(os.Geteuid(), exec.LookPath)
-	if err == nil {
-		err = canUnshareNet()
-	}
-	if err != nil {
+	if err := Available(); err != nil {
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatalf("%v (%s=1)", err, RequireEnv)
 		}
 		t.Skip(err)
 	}
+	c, err := New(context.Background(), n, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testcluster: logs of the cluster's nodes:\n%s", c.logTails(150))
+		}
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+// New builds an n-node cluster outside of a test (a demo program, say):
+// it removes leftovers of earlier runs whose process no longer exists,
+// creates the namespaces, starts corosync on every node and waits until
+// each node's view has all n members (or, with NoWaitFormed, until each
+// answers IPC). ctx bounds the whole start; the wait timeout bounds it too.
+// On failure everything created is removed and the error carries the log
+// of the node that failed. The caller must Close the cluster.
+func New(ctx context.Context, n int, opts ...Option) (*Cluster, error) {
+	tl, err := findTools(os.Geteuid(), exec.LookPath)
+	if err != nil {
+		return nil, err
+	}
 	if n < 1 || n > MaxNodes {
-		t.Fatalf("testcluster: %d nodes: want 1..%d", n, MaxNodes)
+		return nil, fmt.Errorf("testcluster: %d nodes: want 1..%d", n, MaxNodes)
 	}
 	cfg := config{votes: map[int]uint32{}, nodeExtra: map[int][]string{}, waitTimeout: DefaultWaitTimeout}
 	for _, o := range opts {
@@ -271,57 +293,66 @@ func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	}
 	for i := range cfg.votes {
 		if i < 1 || i > n {
-			t.Fatalf("testcluster: Votes for node %d of %d", i, n)
+			return nil, fmt.Errorf("testcluster: Votes for node %d of %d", i, n)
 		}
 	}
 	for i := range cfg.nodeExtra {
 		if i < 1 || i > n {
-			t.Fatalf("testcluster: NodeExtraConfig for node %d of %d", i, n)
+			return nil, fmt.Errorf("testcluster: NodeExtraConfig for node %d of %d", i, n)
 		}
 	}
 	if cfg.waitTimeout <= 0 {
 		cfg.waitTimeout = DefaultWaitTimeout
 	}
-
-	sweepCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	if err := sweep(sweepCtx, tl.ip); err != nil {
-		t.Logf("testcluster: sweeping leftovers of earlier runs: %v", err)
+	if ctx == nil {
+		ctx = context.Background()
 	}
-	cancel()
+	ctx, cancel := context.WithTimeout(ctx, cfg.waitTimeout)
+	defer cancel()
 
-	c := &Cluster{t: t, tools: tl, cfg: cfg, spawn: make(chan spawnReq)}
+	// A failed sweep must not stop this run: the leftovers belong to
+	// someone else and do not collide with fresh names.
+	_ = sweep(ctx, tl.ip)
+
+	c := &Cluster{tools: tl, cfg: cfg, spawn: make(chan spawnReq)}
 	go c.spawner()
-	// Registered before anything is created so that a failure half-way
-	// still tears down whatever exists.
-	t.Cleanup(c.teardown)
+	if err := c.boot(ctx, n); err != nil {
+		if cerr := c.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return nil, err
+	}
+	return c, nil
+}
 
-	if err := c.create(n); err != nil {
-		t.Fatalf("testcluster: %v", err)
+// boot creates the cluster's resources and starts and waits for corosync.
+func (c *Cluster) boot(ctx context.Context, n int) error {
+	if err := c.create(ctx, n); err != nil {
+		return fmt.Errorf("testcluster: %w", err)
 	}
 	for _, nd := range c.nodes {
 		if err := c.startNode(nd); err != nil {
-			t.Fatalf("testcluster: %v", err)
+			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.waitTimeout)
-	defer cancel()
 	for _, nd := range c.nodes {
 		if err := c.waitReady(ctx, nd); err != nil {
-			t.Fatalf("testcluster: %v", err)
+			return fmt.Errorf("testcluster: %w", err)
 		}
 	}
-	if !cfg.noWaitJoined {
-		all := make([]uint32, n)
-		for i := range all {
-			all[i] = uint32(i + 1)
-		}
-		for _, nd := range c.nodes {
-			if err := c.WaitMembers(ctx, nd.id, all); err != nil {
-				t.Fatalf("testcluster: cluster did not form: %v", err)
-			}
+	if c.cfg.noWaitJoined {
+		return nil
+	}
+	all := make([]uint32, n)
+	for i := range all {
+		all[i] = uint32(i + 1)
+	}
+	for _, nd := range c.nodes {
+		if err := c.WaitMembers(ctx, nd.id, all); err != nil {
+			return fmt.Errorf("testcluster: cluster did not form: %w", err)
 		}
 	}
-	return c
+	return nil
 }
 
 // spawner starts every corosync from one locked OS thread that lives as long
@@ -348,7 +379,7 @@ func randomTag() (string, error) {
 
 // create makes the temporary directory, namespaces, bridge and links, and
 // writes every node's configuration.
-func (c *Cluster) create(n int) error {
+func (c *Cluster) create(ctx context.Context, n int) error {
 	// The directory is created exclusively, so the tag is unique among
 	// this process's clusters without shared state; namespaces reuse it.
 	for attempt := 0; ; attempt++ {
@@ -373,9 +404,6 @@ func (c *Cluster) create(n int) error {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
 	br := c.prefix + "-b"
 	if err := c.ipCmd(ctx, "netns", "add", br); err != nil {
 		return err
@@ -1051,52 +1079,65 @@ func tailLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// teardown kills every process, deletes the namespaces and the folder. It
-// keeps going after errors so that one failure leaves as little as possible.
-func (c *Cluster) teardown() {
+// Close kills every process of the cluster, deletes its namespaces and its
+// folder, and returns what went wrong. It keeps going after errors so that
+// one failure leaves as little as possible behind. Calls after the first
+// return nil; every other method fails after Close.
+func (c *Cluster) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return nil
 	}
 	c.closed = true
 	nodes := append([]*node(nil), c.nodes...)
 	br, dir := c.brNS, c.dir
 	c.mu.Unlock()
 
+	var errs []error
 	for _, nd := range nodes {
 		c.mu.Lock()
 		p := nd.proc
 		c.mu.Unlock()
 		if p != nil && !p.exited() {
 			if err := c.killProc(nd, p); err != nil {
-				c.t.Errorf("testcluster teardown: %v", err)
+				errs = append(errs, err)
 			}
 		}
 	}
 	close(c.spawn)
 
-	if c.t.Failed() {
-		for _, nd := range nodes {
-			c.t.Logf("testcluster: node %d (netns %s) log tail:\n%s", nd.id, nd.ns, c.logTail(nd, 150))
-		}
-	}
-
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, nd := range nodes {
 		if err := deleteNetns(ctx, c.tools.ip, nd.ns); err != nil {
-			c.t.Errorf("testcluster teardown: %v", err)
+			errs = append(errs, err)
 		}
 	}
 	if br != "" {
 		if err := deleteNetns(ctx, c.tools.ip, br); err != nil {
-			c.t.Errorf("testcluster teardown: %v", err)
+			errs = append(errs, err)
 		}
 	}
 	if dir != "" {
 		if err := os.RemoveAll(dir); err != nil {
-			c.t.Errorf("testcluster teardown: %v", err)
+			errs = append(errs, err)
 		}
 	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("testcluster: close: %w", err)
+	}
+	return nil
+}
+
+// logTails returns the last n lines of every node's log, one block each.
+func (c *Cluster) logTails(n int) string {
+	c.mu.Lock()
+	nodes := append([]*node(nil), c.nodes...)
+	c.mu.Unlock()
+	var b strings.Builder
+	for _, nd := range nodes {
+		fmt.Fprintf(&b, "--- node %d (netns %s) log tail:\n%s\n", nd.id, nd.ns, c.logTail(nd, n))
+	}
+	return b.String()
 }

@@ -81,41 +81,56 @@ func (f *fakeTB) runCleanups() {
 	}
 }
 
-// TestStartFailure starts a cluster whose node 2 cannot parse its config:
-// Start must fail at once with that node's log in the message, and the
-// cleanup must still remove everything, including the running node 1.
-func TestStartFailure(t *testing.T) {
+// TestNewFailure starts a cluster whose node 2 cannot parse its config:
+// New must fail at once with that node's log in the error, and must remove
+// everything it created, including the running node 1.
+func TestNewFailure(t *testing.T) {
+	requireCluster(t)
+	start := time.Now()
+	c, err := New(context.Background(), 2, NodeExtraConfig(2, "this is { not a config"))
+	if err == nil {
+		c.Close()
+		t.Fatal("New succeeded with a broken config")
+	}
+	if elapsed := time.Since(start); elapsed > 15*time.Second {
+		t.Errorf("failure took %v: the exit was not noticed", elapsed)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "node 2") || !strings.Contains(msg, "exited") || !strings.Contains(msg, "parser error") {
+		t.Errorf("error lacks node, exit or log:\n%s", msg)
+	}
+	checkNoLeftovers(t, nil)
+}
+
+// TestStartCleanupOnFailure checks that Start's cleanup logs the nodes'
+// logs when the test failed, and removes the cluster.
+func TestStartCleanupOnFailure(t *testing.T) {
 	requireCluster(t)
 	f := &fakeTB{TB: t}
 	done := make(chan *Cluster, 1)
-	start := time.Now()
 	go func() {
 		defer close(done)
-		done <- Start(f, 2, NodeExtraConfig(2, "this is { not a config"))
+		done <- Start(f, 1)
 	}()
-	if c := <-done; c != nil {
+	c := <-done
+	if c == nil {
 		f.runCleanups()
-		t.Fatal("Start succeeded with a broken config")
+		t.Fatalf("Start: %s", f.fatal)
 	}
-	elapsed := time.Since(start)
-	defer func() {
-		f.runCleanups()
-		if len(f.errs) > 0 {
-			t.Errorf("teardown errors: %v", f.errs)
-		}
-		checkNoLeftovers(t, nil)
-	}()
-	if !strings.Contains(f.fatal, "node 2") || !strings.Contains(f.fatal, "exited") || !strings.Contains(f.fatal, "parser error") {
-		t.Errorf("failure message lacks node, exit or log:\n%s", f.fatal)
-	}
-	if elapsed > 15*time.Second {
-		t.Errorf("failure took %v: the exit was not noticed", elapsed)
-	}
+	pid := c.Pid(1)
+	f.Errorf("the test failed")
 	f.runCleanups()
-	f.cleanups = nil
-	if !strings.Contains(strings.Join(f.logs, "\n"), "log tail") {
-		t.Errorf("teardown of a failed test did not dump logs: %v", f.logs)
+	logs := strings.Join(f.logs, "\n")
+	if !strings.Contains(logs, "node 1") || !strings.Contains(logs, "Corosync Cluster Engine") {
+		t.Errorf("cleanup of a failed test did not log the node's log:\n%s", logs)
 	}
+	if len(f.errs) != 1 {
+		t.Errorf("cleanup errors: %v", f.errs[1:])
+	}
+	if !gone(pid) {
+		t.Errorf("corosync pid %d survived the cleanup", pid)
+	}
+	checkNoLeftovers(t, []int{pid})
 }
 
 const crashHelperEnv = "TESTCLUSTER_CRASH_HELPER"
