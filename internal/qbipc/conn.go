@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,9 @@ type transport interface {
 	// pollFd is readable when an event is queued (or the server is gone).
 	pollFd() int
 	close()
+	// files are the server's files behind the connection, for removal
+	// when the server died without removing them.
+	files() []string
 }
 
 // responseSlice bounds each sleep while waiting for a response, so that the
@@ -251,14 +255,41 @@ func (c *Conn) Close() error {
 		c.waiters.Wait()
 		c.life.Lock()
 		defer c.life.Unlock()
+		orphaned := hungUp(c.setup) && c.serverGone()
 		c.tr.close()
 		_ = unix.Shutdown(c.setup, unix.SHUT_RDWR)
 		_ = unix.Close(c.setup)
+		if orphaned {
+			// The server died (SIGKILL, crash) without removing its
+			// files; like libqb's client, remove them so that /dev/shm
+			// does not fill up. Their names were checked at connect.
+			for _, f := range c.tr.files() {
+				_ = unix.Unlink(f)
+			}
+			if len(c.files) > 0 {
+				_ = unix.Rmdir(filepath.Dir(c.files[0]))
+			}
+		}
 	})
 	return nil
 }
 
+// serverGone reports whether the server process no longer exists, giving a
+// process that is just exiting a few milliseconds, as libqb does.
+func (c *Conn) serverGone() bool {
+	if c.peer.Pid <= 0 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if unix.Kill(int(c.peer.Pid), 0) == unix.ESRCH {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
 // ServerFiles are the shared-memory files the server created for this
 // connection (ring bases or the control file), for diagnostics: the server
-// removes them when the connection ends.
+// removes them when the connection ends, and Close does if the server died.
 func (c *Conn) ServerFiles() []string { return append([]string(nil), c.files...) }

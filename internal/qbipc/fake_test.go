@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -515,6 +516,43 @@ func TestUntrustedPeer(t *testing.T) {
 		t.Fatalf("trusted uid: %v", err)
 	}
 	c.Close()
+}
+
+// TestOrphanedFiles: when the server died without removing its files, Close
+// removes them (as libqb's client does); while it lives, Close leaves them.
+func TestOrphanedFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("claiming another pid in SCM_CREDENTIALS needs root")
+	}
+	forTransports(t, func(t *testing.T, socket bool) {
+		// A child stands in for the server process, so that it can die.
+		child := exec.Command("sleep", "30")
+		if err := child.Start(); err != nil {
+			t.Skip(err)
+		}
+		defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+		s := qbipctest.Start(t, qbipctest.Options{Socket: socket, PeerPID: int32(child.Process.Pid)})
+		c, sc := mustDial(t, s)
+		if pid, _, _ := c.Peer(); pid != int32(child.Process.Pid) {
+			t.Fatalf("peer pid %d", pid)
+		}
+		sc.HangUp()
+		_ = child.Process.Kill()
+		_ = child.Wait()
+		c.Close()
+		if _, err := os.Stat(sc.Dir); !os.IsNotExist(err) {
+			ents, _ := os.ReadDir(sc.Dir)
+			t.Fatalf("%s after Close: %v, %d entries left", sc.Dir, err, len(ents))
+		}
+	})
+	// A live server keeps its files.
+	s := qbipctest.Start(t, qbipctest.Options{})
+	c, sc := mustDial(t, s)
+	sc.HangUp()
+	c.Close()
+	if _, err := os.Stat(sc.Request.Base + "-header"); err != nil {
+		t.Fatalf("Close removed a live server's files: %v", err)
+	}
 }
 
 func TestSemaphoreLayoutRefused(t *testing.T) {

@@ -156,3 +156,13 @@ func (t *shmTransport) close() {
 		t.ev.close()
 	})
 }
+
+func (t *shmTransport) files() []string {
+	var fs []string
+	for _, r := range []*ring{t.req, t.resp, t.ev} {
+		if r != nil {
+			fs = append(fs, r.name+"-header", r.name+"-data")
+		}
+	}
+	return fs
+}

@@ -27,6 +27,7 @@ const (
 // small shared control file.
 type sockTransport struct {
 	ctl      []byte
+	ctlPath  string
 	reqSock  int // bound to <base>-response, connected to <base>-request
 	evSock   int // bound to <base>-event, connected to <base>-event-tx
 	wakeFd   int // eventfd that interrupts waitResponse
@@ -47,6 +48,7 @@ func openSocket(setup int, r connResponse, maxMsg uint32, dir string) (t *sockTr
 			t = nil
 		}
 	}()
+	t.ctlPath = r.Request
 	if t.ctl, err = mapFile(r.Request, ctlSize, ctlSize); err != nil {
 		return t, fmt.Errorf("control file: %w", err)
 	}
@@ -202,3 +204,5 @@ func (t *sockTransport) close() {
 		}
 	})
 }
+
+func (t *sockTransport) files() []string { return []string{t.ctlPath} }

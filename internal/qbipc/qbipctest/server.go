@@ -42,6 +42,9 @@ type Options struct {
 	// PeerUID, if set, is the uid the server claims in its credentials
 	// (root may claim any).
 	PeerUID *uint32
+	// PeerPID, if not 0, is the pid the server claims in its credentials
+	// (root may claim any live process).
+	PeerPID int32
 	// ConnectionType, if set, overrides the announced transport.
 	ConnectionType *int32
 	// MangleResponse, if set, edits the 12328-byte handshake response
@@ -227,8 +230,15 @@ func (s *Server) handshake(fd int) (*Conn, error) {
 		s.opts.MangleResponse(resp)
 	}
 	var oob []byte
-	if s.opts.PeerUID != nil {
-		oob = unix.UnixCredentials(&unix.Ucred{Pid: int32(os.Getpid()), Uid: *s.opts.PeerUID, Gid: *s.opts.PeerUID})
+	if s.opts.PeerUID != nil || s.opts.PeerPID != 0 {
+		cr := unix.Ucred{Pid: int32(os.Getpid()), Uid: uint32(os.Geteuid()), Gid: uint32(os.Getegid())}
+		if s.opts.PeerUID != nil {
+			cr.Uid, cr.Gid = *s.opts.PeerUID, *s.opts.PeerUID
+		}
+		if s.opts.PeerPID != 0 {
+			cr.Pid = s.opts.PeerPID
+		}
+		oob = unix.UnixCredentials(&cr)
 	}
 	if err := unix.Sendmsg(fd, resp, oob, nil, unix.MSG_NOSIGNAL); err != nil {
 		if c != nil {
