@@ -383,6 +383,10 @@ func testTwoNodeSocket(t *testing.T, pids *pidLog) {
 	if st := status(t, c, 1); !st.Quorate {
 		t.Fatalf("two_node survivor not quorate: %+v", st)
 	}
+	must(t, c.Spawn(2))
+	pids.add(c)
+	waitMembers(t, c, 1, 1, 2)
+	waitMembers(t, c, 2, 1, 2)
 }
 
 // testVotes checks Votes and ExpectedVotes, and that the default IPC is
@@ -408,6 +412,9 @@ func testVotes(t *testing.T, pids *pidLog) {
 	if st := status(t, c, 2); st.Quorate {
 		t.Errorf("node 2 with 1 of 3 votes quorate: %+v", st)
 	}
+	// Left frozen: the cleanup must kill a stopped corosync too, which
+	// checkNoLeftovers verifies.
+	must(t, c.Freeze(1))
 }
 
 // checkNoLeftovers fails if any namespace, folder or process of this test
