@@ -12,6 +12,12 @@ import (
 	"unsafe"
 )
 
+// maxEntries bounds the lists of one notification: they must fit in
+// libquorum's 1 MiB receive buffer (IPC_DISPATCH_SIZE) with their header.
+// libquorum passes corosync's counts on unchecked, and a larger one would make
+// copyList read past that buffer.
+const maxEntries = (1 << 20) / 4
+
 // copyList copies a list that points into libquorum's receive buffer, which
 // is reused as soon as the callback returns. The result is never nil.
 func copyList(n C.uint32_t, p *C.uint32_t) []uint32 {
@@ -44,6 +50,10 @@ func goQuorumNotify(ctx C.uintptr_t, quorate C.uint32_t, ringNode C.uint32_t,
 	if c == nil {
 		return
 	}
+	if n > maxEntries {
+		c.badCount = uint64(n)
+		return
+	}
 	c.batch = append(c.batch, Notification{
 		Kind:     KindQuorum,
 		Quorate:  quorate != 0,
@@ -59,6 +69,10 @@ func goNodelistNotify(ctx C.uintptr_t, ringNode C.uint32_t, ringSeq C.uint64_t,
 	nl C.uint32_t, left *C.uint32_t) {
 	c := collector(ctx)
 	if c == nil {
+		return
+	}
+	if total := uint64(nm) + uint64(nj) + uint64(nl); total > maxEntries {
+		c.badCount = total
 		return
 	}
 	c.batch = append(c.batch, Notification{

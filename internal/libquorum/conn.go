@@ -83,9 +83,11 @@ type Conn struct {
 	closed    bool // Close was called
 	finalized bool // quorum_finalize was called or is being called
 
-	// batch collects the callbacks of one quorum_dispatch. Only the goroutine
-	// inside Dispatch touches it.
-	batch []Notification
+	// batch collects the callbacks of one quorum_dispatch, and badCount the
+	// size of a list too long to be real. Only the goroutine inside Dispatch
+	// touches them.
+	batch    []Notification
+	badCount uint64
 }
 
 // Dial connects to corosync's quorum service with model V1 and checks that
@@ -242,7 +244,7 @@ func (c *Conn) Dispatch(fn func(Notification)) error {
 	if !c.enter() {
 		return closedError(opDispatch)
 	}
-	c.batch = c.batch[:0]
+	c.batch, c.badCount = c.batch[:0], 0
 	rc := cDispatchAll(c.h)
 	if cs.Code(rc) == cs.OK && c.hangup >= 0 && hungUp(c.hangup) {
 		// Socket mode: libqb sees no error on the datagram socket, so the
@@ -258,6 +260,10 @@ func (c *Conn) Dispatch(fn func(Notification)) error {
 	}
 	clear(batch)
 	c.batch = batch[:0]
+	if c.badCount != 0 && cs.Code(rc) == cs.OK {
+		return &cs.Error{Op: opDispatch, Code: cs.ErrMessageError, Err: fmt.Errorf(
+			"corosync sent a notification with %d list entries, more than fit in a message; it was dropped", c.badCount)}
+	}
 	return codeError(opDispatch, rc)
 }
 

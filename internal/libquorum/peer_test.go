@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/corosync-go/quorum/internal/cs"
 )
 
@@ -205,6 +207,19 @@ func testPeerCheck(t *testing.T, ipc string) {
 	if q, err := c.Quorate(ctx); err != nil || !q {
 		t.Fatalf("Quorate from the fake server = %v, %v", q, err)
 	}
+
+	// A notification claiming more members than a message can hold is
+	// refused instead of read past libquorum's buffer.
+	if err := c.TrackStart(ctx, trackChanges); err != nil {
+		t.Fatalf("TrackStart on the fake server: %v", err)
+	}
+	fds := []unix.PollFd{{Fd: int32(c.Fd()), Events: unix.POLLIN}}
+	if k, err := unix.Poll(fds, 5000); err != nil || k != 1 {
+		t.Fatalf("poll for the fake notification = %d, %v", k, err)
+	}
+	err = c.Dispatch(func(n Notification) { t.Errorf("bogus notification delivered: %+v", n) })
+	wantCode(t, err, cs.ErrMessageError)
+	t.Logf("bogus notification: %v", err)
 }
 
 func TestCheckPeerNotASocket(t *testing.T) {

@@ -4,7 +4,8 @@
  * requests libquorum makes. Run it as an unprivileged user in a network
  * namespace without corosync. It prints "ready" once it listens and runs
  * until killed. With the argument "socket" it uses libqb's socket transport
- * (corosync's qb_ipc_type: socket) instead of shared memory.
+ * (corosync's qb_ipc_type: socket) instead of shared memory. A trackstart
+ * gets a notification whose member count is far larger than its list.
  */
 #include <qb/qbdefs.h>
 #include <qb/qbipcs.h>
@@ -17,13 +18,25 @@
 static qb_loop_t *loop;
 
 /* Request ids and their answers, from corosync's ipc_quorum.h. */
-enum { REQ_GETQUORATE = 0, REQ_GETTYPE = 3, REQ_MODEL_GETTYPE = 4 };
-enum { RES_GETQUORATE = 0, RES_GETTYPE = 4, RES_MODEL_GETTYPE = 5 };
+enum { REQ_GETQUORATE = 0, REQ_TRACKSTART = 1, REQ_GETTYPE = 3, REQ_MODEL_GETTYPE = 4 };
+enum { RES_GETQUORATE = 0, RES_TRACKSTART = 1, RES_GETTYPE = 4, RES_MODEL_GETTYPE = 5,
+       EV_V1_QUORUM = 6 };
 enum { CS_OK = 1, CS_ERR_NOT_SUPPORTED = 19 };
 
 struct reply {
 	struct qb_ipc_response_header hdr;
 	uint32_t value __attribute__((aligned(8)));
+};
+
+/* A model V1 quorum notification with one member but a member count far
+ * larger than the message: libquorum passes the count on unchecked. */
+struct bogus_quorum_event {
+	struct qb_ipc_response_header hdr;
+	int32_t quorate __attribute__((aligned(8)));
+	uint32_t ring_node __attribute__((aligned(8)));
+	uint64_t ring_seq __attribute__((aligned(8)));
+	uint32_t entries __attribute__((aligned(8)));
+	uint32_t members[1];
 };
 
 static int32_t on_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
@@ -58,6 +71,23 @@ static int32_t on_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 	case REQ_MODEL_GETTYPE:
 		r.hdr.id = RES_MODEL_GETTYPE;
 		break;
+	case REQ_TRACKSTART: {
+		struct bogus_quorum_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.hdr.id = EV_V1_QUORUM;
+		ev.hdr.size = sizeof(ev);
+		ev.hdr.error = CS_OK;
+		ev.quorate = 1;
+		ev.ring_node = 1;
+		ev.ring_seq = 4;
+		ev.entries = 0x7fffffff;
+		ev.members[0] = 1;
+		qb_ipcs_event_send(c, &ev, sizeof(ev));
+		r.hdr.id = RES_TRACKSTART;
+		r.hdr.size = sizeof(r.hdr);
+		break;
+	}
 	default:
 		r.hdr.id = req->id;
 		r.hdr.size = sizeof(r.hdr);
