@@ -1,0 +1,79 @@
+//go:build linux
+
+package quorum
+
+import (
+	"context"
+
+	"github.com/corosync-go/quorum/internal/native"
+)
+
+// NativeBackend returns the Backend that speaks corosync's IPC protocol
+// (libqb's, over shared memory or sockets) in Go, without cgo or libquorum.
+// It works on linux/amd64 and linux/arm64 with any corosync the machine's
+// glibc (2.21 or later) runs; elsewhere, or when the shared-memory
+// semaphores do not look like glibc's, Connect fails with an error matching
+// ErrNotSupported unless corosync serves IPC over sockets
+// (system { qb_ipc_type: socket }). It uses quorum model V1, and model V0 on
+// corosync before 3.1, where nodelist notifications carry no joined and left
+// lists.
+//
+// Connect must run in corosync's network namespace (its IPC socket is an
+// abstract unix socket) and see the same /dev/shm. The server is checked
+// with the credentials the kernel attaches to its handshake: it must run as
+// root or as a uid in ConnectParams.TrustedUIDs (see WithTrustedUIDs), or
+// Connect fails with an error matching ErrAccess.
+func NativeBackend() Backend { return nativeBackend{} }
+
+type nativeBackend struct{}
+
+func (nativeBackend) Connect(ctx context.Context, p ConnectParams) (Conn, error) {
+	c, err := native.Dial(ctx, p.TrustedUIDs)
+	if err != nil {
+		return nil, fromInternal(err)
+	}
+	return &nativeConn{c: c}, nil
+}
+
+// nativeConn adapts *native.Conn to Conn.
+type nativeConn struct {
+	c *native.Conn
+}
+
+func (nc *nativeConn) Fd() int { return nc.c.Fd() }
+
+func (nc *nativeConn) Dispatch(fn func(Notification)) error {
+	return fromInternal(nc.c.Dispatch(func(n native.Notification) {
+		out := Notification{
+			RingID:  RingID{NodeID: n.Ring.NodeID, Seq: n.Ring.Seq},
+			Members: n.Members,
+		}
+		switch n.Kind {
+		case native.KindNodeList:
+			out.Kind = EventNodeList
+			out.Joined, out.Left = n.Joined, n.Left
+		case native.KindQuorum:
+			out.Kind = EventQuorum
+			out.Quorate = n.Quorate
+		default:
+			return
+		}
+		fn(out)
+	}))
+}
+
+func (nc *nativeConn) TrackStart(ctx context.Context, flags TrackFlags) error {
+	// TrackFlags hold corosync's CS_TRACK_* values, so they pass unchanged.
+	return fromInternal(nc.c.TrackStart(ctx, uint32(flags)))
+}
+
+func (nc *nativeConn) TrackStop(ctx context.Context) error {
+	return fromInternal(nc.c.TrackStop(ctx))
+}
+
+func (nc *nativeConn) Quorate(ctx context.Context) (bool, error) {
+	q, err := nc.c.Quorate(ctx)
+	return q, fromInternal(err)
+}
+
+func (nc *nativeConn) Close() error { return fromInternal(nc.c.Close()) }
