@@ -389,13 +389,16 @@ func testTwoNodeSocket(t *testing.T, pids *pidLog) {
 	waitMembers(t, c, 2, 1, 2)
 }
 
-// testVotes checks Votes and ExpectedVotes, and that the default IPC is
-// shared memory.
+// testVotes checks Votes, ExpectedVotes and ExtraConfig, and that the
+// default IPC is shared memory.
 func testVotes(t *testing.T, pids *pidLog) {
-	c := Start(t, 2, Votes(1, 2), ExpectedVotes(3))
+	// The extra quorum section is merged with the generated one: both
+	// its flag and the generated expected_votes show.
+	c := Start(t, 2, Votes(1, 2), ExpectedVotes(3), ExtraConfig("quorum {", "\twait_for_all: 1", "}"))
 	pids.add(c)
 	st := status(t, c, 2)
-	if !st.Quorate || st.TotalVotes != 3 || st.ExpectedVotes != 3 || !slices.Equal(st.Members, []uint32{1, 2}) {
+	if !st.Quorate || st.TotalVotes != 3 || st.ExpectedVotes != 3 || !slices.Equal(st.Members, []uint32{1, 2}) ||
+		!slices.Contains(st.Flags, "WaitForAll") {
 		t.Fatalf("node 2 view: %+v", st)
 	}
 	var typ int32
