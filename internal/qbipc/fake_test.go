@@ -741,3 +741,93 @@ func TestRequestTooBig(t *testing.T) {
 		t.Fatalf("undersized request: %v", err)
 	}
 }
+
+func TestDialDeadline(t *testing.T) {
+	s := qbipctest.Start(t, qbipctest.Options{Silent: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Dial(ctx, Config{Service: s.Service, ShmDir: s.Dir})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial to a silent server: %v", err)
+	}
+	if el := time.Since(start); el > 150*time.Millisecond+100*time.Millisecond {
+		t.Fatalf("Dial returned %v after its deadline", el)
+	}
+}
+
+// TestTruncatedResponse: the response ring's header (with the semaphore the
+// waiter sleeps on) shrinking under a waiting request gives an error, not a
+// crash.
+func TestTruncatedResponse(t *testing.T) {
+	s := qbipctest.Start(t, qbipctest.Options{})
+	c, sc := mustDial(t, s)
+	truncated := make(chan struct{})
+	go func() {
+		defer close(truncated)
+		time.Sleep(50 * time.Millisecond)
+		_ = sc.Response.TruncateHeader(0)
+	}()
+	defer func() { <-truncated }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Request(ctx, msg(0, 16, 0), any); !errors.Is(err, errFault) || codeOf(err) != cs.ErrLibrary {
+		t.Fatalf("request on a truncated response ring: %v", err)
+	}
+}
+
+// TestDispatchDuringRequests runs events and requests at once, as the engine
+// may (one request concurrently with Dispatch).
+func TestDispatchDuringRequests(t *testing.T) {
+	forTransports(t, func(t *testing.T, socket bool) {
+		s := qbipctest.Start(t, qbipctest.Options{Socket: socket})
+		c, sc := mustDial(t, s)
+		const events = 300
+		serve(t, sc, func(req []byte) []byte {
+			// Every request also produces an event, so both paths are
+			// busy together.
+			if err := sc.SendEvent(resp(6, 56, req[0])); err != nil {
+				t.Error(err)
+			}
+			return resp(0, 32, req[0])
+		})
+		got := make(chan int, 1)
+		go func() {
+			n := 0
+			deadline := time.Now().Add(10 * time.Second)
+			for n < events && time.Now().Before(deadline) {
+				_ = waitReadable(c.Fd(), 50*time.Millisecond)
+				for {
+					m, ok, err := c.ReadEvent()
+					if err != nil {
+						t.Error(err)
+						got <- n
+						return
+					}
+					if !ok {
+						break
+					}
+					if m[24] != byte(n)+24 {
+						t.Errorf("event %d out of order: %x", n, m[:28])
+					}
+					n++
+				}
+			}
+			got <- n
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := 0; i < events; i++ {
+			r, err := c.Request(ctx, msg(int32(i), 16, 0), any)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r[24] != byte(i)+24 {
+				t.Fatalf("response %d: %x", i, r)
+			}
+		}
+		if n := <-got; n != events {
+			t.Fatalf("dispatched %d of %d events", n, events)
+		}
+	})
+}

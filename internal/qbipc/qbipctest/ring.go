@@ -200,6 +200,10 @@ func (r *Ring) Read() ([]byte, bool, error) {
 // Truncate shrinks the ring's data file to size bytes under the client.
 func (r *Ring) Truncate(size int64) error { return os.Truncate(r.Base+"-data", size) }
 
+// TruncateHeader shrinks the ring's header file (which holds the
+// semaphore) to size bytes under the client.
+func (r *Ring) TruncateHeader(size int64) error { return os.Truncate(r.Base+"-header", size) }
+
 func (r *Ring) unmap() {
 	if r.hdr != nil {
 		_ = unix.Munmap(r.hdr)

@@ -50,6 +50,9 @@ type Options struct {
 	// MangleResponse, if set, edits the 12328-byte handshake response
 	// before it is sent.
 	MangleResponse func([]byte)
+	// Silent makes the server accept connections and never answer the
+	// handshake (a hung server).
+	Silent bool
 	// BeforeRespond, if set, runs on an accepted connection after its
 	// files exist and before the handshake response is sent.
 	BeforeRespond func(*Conn)
@@ -60,12 +63,13 @@ type Server struct {
 	// Service is the unique abstract socket name clients dial.
 	Service string
 	// Dir holds the connections' files; clients need it as ShmDir.
-	Dir   string
-	opts  Options
-	lfd   int
-	conns chan *Conn
-	wg    sync.WaitGroup
-	quit  chan struct{}
+	Dir    string
+	opts   Options
+	lfd    int
+	conns  chan *Conn
+	silent []int // accepted and never answered, closed at stop
+	wg     sync.WaitGroup
+	quit   chan struct{}
 }
 
 // Start starts a server whose service name is unique to this test, and
@@ -107,6 +111,9 @@ func (s *Server) stop() {
 	close(s.quit)
 	s.wg.Wait()
 	unix.Close(s.lfd)
+	for _, fd := range s.silent {
+		unix.Close(fd)
+	}
 	for {
 		select {
 		case c := <-s.conns:
@@ -131,6 +138,10 @@ func (s *Server) accept(tb testing.TB) {
 		}
 		fd, _, err := unix.Accept4(s.lfd, unix.SOCK_CLOEXEC)
 		if err != nil {
+			continue
+		}
+		if s.opts.Silent {
+			s.silent = append(s.silent, fd)
 			continue
 		}
 		c, err := s.handshake(fd)
