@@ -136,9 +136,10 @@ func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
 		if abandoned {
 			// Nobody will use this handle: release it here.
 			if err == nil {
-				cFinalize(c.h)
+				c.finalize()
+			} else {
+				c.self.Delete()
 			}
-			c.self.Delete()
 			return
 		}
 		done <- err
@@ -158,9 +159,10 @@ func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
 		case err := <-done:
 			// The attempt finished as the context ended; honour the context.
 			if err == nil {
-				cFinalize(c.h)
+				c.finalize()
+			} else {
+				c.self.Delete()
 			}
-			c.self.Delete()
 		default:
 		}
 		return nil, ctxError(opInit, ctx.Err())
@@ -177,20 +179,16 @@ func (c *Conn) initialize(trustedUIDs []uint32) error {
 		return err
 	}
 	s, err := inspect(fd, before)
-	if err == nil {
-		err = s.check(trustedUIDs)
-	} else {
+	if err != nil {
 		err = untrusted(err)
-	}
-	c.pollFd, c.hangup = -1, s.hangup
-	if err == nil && s.hangup >= 0 {
+	} else if err = s.check(trustedUIDs); err == nil && s.hangup >= 0 {
 		err = c.makePollFd(fd, s.hangup)
 	}
 	if err != nil {
 		cFinalize(h)
 		return err
 	}
-	c.h, c.fd, c.hasProvider, c.wake = h, fd, qtype == quorumSet, s.wake
+	c.h, c.fd, c.hasProvider, c.wake, c.hangup = h, fd, qtype == quorumSet, s.wake, s.hangup
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -55,6 +56,16 @@ func checkSnapshot(t *testing.T, got []Notification) {
 	if nl.RingNode != 1 || nl.RingNode != q.RingNode || nl.RingSeq != q.RingSeq || nl.RingSeq == 0 {
 		t.Errorf("ring ids %d.%d and %d.%d: want the same, node 1", nl.RingNode, nl.RingSeq, q.RingNode, q.RingSeq)
 	}
+}
+
+// openFds counts this process's open descriptors.
+func openFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
 
 // waitNoLeaks waits until no goroutine other than the test's own remains.
@@ -201,6 +212,7 @@ func TestHungCorosync(t *testing.T) {
 
 func testHungCorosync(t *testing.T, ipc string) {
 	n := newNode(t, ipc)
+	fdsBefore := openFds(t)
 	c := n.mustDial()
 
 	n.freeze()
@@ -264,6 +276,10 @@ func testHungCorosync(t *testing.T, ipc string) {
 	start = time.Now()
 	waitNoLeaks(t, 8*time.Second)
 	t.Logf("the abandoned Dial finished %v after SIGCONT", time.Since(start))
+	// Both the closed Conn and the abandoned Dial released their descriptors.
+	if after := openFds(t); after != fdsBefore {
+		t.Errorf("%d descriptors open, %d before the first Dial", after, fdsBefore)
+	}
 
 	c2 := n.mustDial()
 	ctx4, cancel4 := context.WithTimeout(context.Background(), 5*time.Second)
