@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Seeds live in testdata/fuzz: real corosync 3.1.7 messages recorded with
@@ -99,6 +101,39 @@ func FuzzChunk(f *testing.F) {
 			if next != (rp+2+payloadWords(n))%r.words {
 				t.Fatalf("read pointer %d after a %d-byte chunk at %d", next, n, rp)
 			}
+		}
+	})
+}
+
+// FuzzDatagram feeds one arbitrary datagram to the SOCKET transport's
+// receive path over a socketpair.
+func FuzzDatagram(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 8192 {
+			return
+		}
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Skip(err)
+		}
+		defer unix.Close(fds[0])
+		defer unix.Close(fds[1])
+		if err := unix.Sendto(fds[1], data, 0, nil); err != nil {
+			t.Skip(err)
+		}
+		ctl := unsafe.Slice((*byte)(unsafe.Pointer(&make([]uint64, 3)[0])), ctlSize)
+		tr := &sockTransport{ctl: ctl, maxMsg: 4096}
+		msg, ok, err := tr.recv(fds[0], ctlEvent)
+		if err != nil {
+			if ok || msg != nil {
+				t.Fatal("message with an error")
+			}
+		} else if !ok || !bytes.Equal(msg, data) {
+			t.Fatalf("got %x (ok %v), sent %x", msg, ok, data)
+		}
+		// Either way the datagram is gone.
+		if _, ok, err := tr.recv(fds[0], ctlEvent); ok || err != nil {
+			t.Fatalf("second recv: %v %v", ok, err)
 		}
 	})
 }
