@@ -94,6 +94,7 @@ func TestQuorateAndTrack(t *testing.T) {
 
 func testQuorateAndTrack(t *testing.T, ipc string) {
 	n := newNode(t, ipc)
+	fdsBefore := openFds(t)
 	c := n.mustDial()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -140,6 +141,9 @@ func testQuorateAndTrack(t *testing.T, ipc string) {
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+	if after := openFds(t); after != fdsBefore {
+		t.Errorf("%d descriptors open after Close, %d before Dial", after, fdsBefore)
 	}
 	_, err = c.Quorate(ctx)
 	wantCode(t, err, cs.ErrBadHandle)
