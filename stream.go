@@ -36,6 +36,8 @@ type Client struct {
 	snap    snapState
 	resync  bool          // the snapshot in progress follows a reconnection
 	ended   []*subscriber // private Client: ended, channel still to close
+	held    QuorumEvent   // the snapshot's nodelist event, until its quorum event
+	holding bool
 }
 
 // view is the state as corosync last described it.
@@ -112,31 +114,36 @@ func open(ctx context.Context, set settings, private bool) (*Client, error) {
 }
 
 func (c *Client) firstConnect(ctx context.Context) (Conn, error) {
+	var last error // the last failure that was not the context's
 	for attempt := 0; ; attempt++ {
 		conn, err := c.connect(ctx)
 		switch {
 		case err == nil:
 			return conn, nil
 		case ctx.Err() != nil:
-			return nil, giveUp(ctx, err)
+			return nil, giveUp(ctx, last, err)
 		case !c.set.reconnect || !retryable(err):
 			return nil, err
 		}
+		last = err
 		t := time.NewTimer(c.backoff(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, giveUp(ctx, err)
+			return nil, giveUp(ctx, last, nil)
 		case <-t.C:
 		}
 	}
 }
 
-// giveUp reports both the context's end and the last connection error, so
-// that errors.Is finds either.
-func giveUp(ctx context.Context, last error) error {
-	if errors.Is(last, ctx.Err()) {
-		return last
+// giveUp reports both the context's end and why corosync could not be
+// reached before it, so that errors.Is finds either.
+func giveUp(ctx context.Context, last, final error) error {
+	if last == nil {
+		if final != nil {
+			return final
+		}
+		return ctx.Err()
 	}
 	return fmt.Errorf("quorum: gave up connecting to corosync: %w; last attempt: %w", ctx.Err(), last)
 }
@@ -257,11 +264,6 @@ func (c *Client) subscribe(ctx context.Context, flags TrackFlags, lossless int) 
 		}
 	case flags.wantsSnapshot():
 		s.needSnapshot = true
-		if c.snap == snapQuorum {
-			// The snapshot's nodelist went by already; the quorum
-			// notification is still to come.
-			c.push(s, c.snapshotEvent(EventNodeList, time.Now()))
-		}
 	case c.snap == snapNodelist || c.snap == snapQuorum:
 		s.skipSnapshot = true // corosync sends no snapshot for TrackChangesOnly
 	}
@@ -442,6 +444,7 @@ func (c *Client) lostLocked(err error) {
 		err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
 	}
 	c.snap = snapNone
+	c.holding = false
 	c.view.quorate = false // unknown is never reported as quorate
 	ev := QuorumEvent{Time: time.Now(), Kind: EventDisconnected, RingID: c.view.ring,
 		Members: c.view.members, Err: err}
@@ -519,14 +522,33 @@ func (c *Client) notify(n Notification) {
 		ev.Joined, ev.Left = diff(c.view.members, n.Members)
 	}
 	c.view = view{quorate: ev.Quorate, ring: n.RingID, members: n.Members}
-	snapEnd := initial && c.snap == snapDone
-	if snapEnd {
-		c.resync = false
+	if !initial {
+		c.deliver(ev, false)
+		return
 	}
+	if n.Kind == EventNodeList {
+		// Held back until the snapshot's quorum notification, which
+		// corosync queues right behind it, so that the snapshot's nodelist
+		// event reports quorate like one served from the cached view.
+		c.held, c.holding = ev, true
+		return
+	}
+	c.resync = false
+	if c.holding {
+		c.held.Quorate = ev.Quorate
+		c.deliver(c.held, false)
+		c.holding = false
+	}
+	c.deliver(ev, true)
+}
+
+// deliver hands ev to every subscriber it is for. snapEnd marks the last
+// event of a snapshot: one-shot subscriptions end after it.
+func (c *Client) deliver(ev QuorumEvent, snapEnd bool) {
 	for s := range c.subs {
 		switch {
-		case initial && s.skipSnapshot, !initial && s.needSnapshot,
-			!initial && !s.flags.wantsChanges():
+		case ev.Initial && s.skipSnapshot, !ev.Initial && s.needSnapshot,
+			!ev.Initial && !s.flags.wantsChanges():
 		default:
 			c.push(s, ev)
 		}

@@ -120,8 +120,7 @@ func TestFlagCombinations(t *testing.T) {
 					}
 				}
 				if tc.snapshot {
-					ev := next(t, ch)
-					want(t, ev, quorum.EventNodeList, true, ev.Quorate, all5, none, none)
+					want(t, next(t, ch), quorum.EventNodeList, true, true, all5, none, none)
 					want(t, next(t, ch), quorum.EventQuorum, true, true, all5, none, none)
 				}
 				if !tc.changes {
@@ -426,7 +425,7 @@ func TestDisconnectReconnect(t *testing.T) {
 	c.Start(1)
 	want(t, next(t, ch), quorum.EventReconnected, false, false, all5, none, none)
 	// The fresh snapshot says what changed since the last event seen.
-	want(t, next(t, ch), quorum.EventNodeList, true, false, []uint32{1, 2, 3, 4}, none, []uint32{5})
+	want(t, next(t, ch), quorum.EventNodeList, true, true, []uint32{1, 2, 3, 4}, none, []uint32{5})
 	want(t, next(t, ch), quorum.EventQuorum, true, true, []uint32{1, 2, 3, 4}, none, none)
 	c.Start(5)
 	want(t, next(t, ch), quorum.EventNodeList, false, true, all5, []uint32{5}, none)
@@ -436,7 +435,7 @@ func TestDisconnectReconnect(t *testing.T) {
 	c.Disconnect(1)
 	want(t, next(t, ch), quorum.EventDisconnected, false, false, all5, none, none)
 	want(t, next(t, ch), quorum.EventReconnected, false, false, all5, none, none)
-	want(t, next(t, ch), quorum.EventNodeList, true, false, all5, none, none)
+	want(t, next(t, ch), quorum.EventNodeList, true, true, all5, none, none)
 	want(t, next(t, ch), quorum.EventQuorum, true, true, all5, none, none)
 
 	// Access is refused after a restart: terminal.
