@@ -345,6 +345,11 @@ func (c *SimCluster) recompute(notify bool) {
 				members = append(members, other)
 			}
 		}
+		if c.expected != 0 && c.votes(members) > c.expected {
+			// Like votequorum, expected votes rise with the votes
+			// present and fall only when set.
+			c.expected = c.votes(members)
+		}
 		expected := max(c.expectedVotes(), c.votes(members))
 		quorate := c.votes(members) >= c.quorumFor(expected)
 		membershipChanged := !slices.Equal(members, n.members)

@@ -6,5 +6,3 @@ require (
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.50.0
 )
-
-require golang.org/x/sync v0.25.0 // indirect

@@ -1,0 +1,643 @@
+package quorum_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/corosync-go/quorum"
+	"github.com/corosync-go/quorum/internal/testcluster"
+)
+
+// The conformance suite runs one table of scenarios against the simulated
+// cluster and against every real backend on a real 5-node corosync cluster,
+// and asserts the same event sequence on each: kinds, quorate, members,
+// joined and left, with ring ids checked by order and by their node (the
+// lowest member), never by value. Where the simulation and corosync differ,
+// the simulation is what gets fixed.
+
+const conformanceNodes = 5
+
+// env is a cluster the scenarios drive: the simulated one or a real one.
+type env interface {
+	// backend connects a client to node i's corosync.
+	backend(i int) quorum.Backend
+	kill(t *testing.T, i int)
+	start(t *testing.T, i int)
+	// cut isolates node i from every other node; heal undoes it.
+	cut(t *testing.T, i int)
+	heal(t *testing.T, i int)
+	freeze(t *testing.T, i int)
+	thaw(t *testing.T, i int)
+	// view is node i's view as corosync-quorumtool -s shows it.
+	view(t *testing.T, i int) (quorate bool, members []uint32)
+	// setExpected is corosync-quorumtool -e on node i.
+	setExpected(t *testing.T, i int, votes uint32)
+	// wait is how long a change may take to show up before it is a failure.
+	wait() time.Duration
+	// asUser checks access for a user that corosync does not list, then
+	// lists it and checks again.
+	asUser(t *testing.T)
+}
+
+type scenario struct {
+	name string
+	run  func(t *testing.T, e env)
+}
+
+// stream reads one subscription and checks each event against what the
+// scenario expects.
+type stream struct {
+	t    *testing.T
+	ch   <-chan quorum.QuorumEvent
+	wait time.Duration
+	seq  uint64
+	ring quorum.RingID // of the last nodelist or quorum event
+}
+
+func subscribe(t *testing.T, e env, i int, flags quorum.TrackFlags, opts ...quorum.Option) *stream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	opts = append([]quorum.Option{quorum.WithBackend(e.backend(i)), quorum.WithLossless(64), fast}, opts...)
+	ch, err := quorum.Subscribe(ctx, flags, opts...)
+	if err != nil {
+		cancel()
+		t.Fatalf("Subscribe on node %d: %v", i, err)
+	}
+	s := &stream{t: t, ch: ch, wait: e.wait()}
+	t.Cleanup(func() {
+		cancel()
+		for range ch {
+		}
+	})
+	return s
+}
+
+func (s *stream) next() quorum.QuorumEvent {
+	s.t.Helper()
+	select {
+	case ev, ok := <-s.ch:
+		if !ok {
+			s.t.Fatal("the stream closed; want an event")
+		}
+		s.seq++
+		if ev.Seq != s.seq {
+			s.t.Fatalf("seq %d, want %d: %v", ev.Seq, s.seq, ev)
+		}
+		return ev
+	case <-time.After(s.wait):
+		s.t.Fatalf("no event within %v", s.wait)
+	}
+	return quorum.QuorumEvent{}
+}
+
+func (s *stream) expect(kind quorum.EventKind, initial, quorate bool, members, joined, left []uint32) quorum.QuorumEvent {
+	s.t.Helper()
+	ev := s.next()
+	want(s.t, ev, kind, initial, quorate, members, joined, left)
+	s.checkRing(ev)
+	return ev
+}
+
+// checkRing: a ring is named after its lowest member, a quorum event
+// belongs to the ring of the nodelist before it, and a new ring's sequence
+// number is larger than the last one's.
+func (s *stream) checkRing(ev quorum.QuorumEvent) {
+	s.t.Helper()
+	if ev.Kind != quorum.EventNodeList && ev.Kind != quorum.EventQuorum {
+		return
+	}
+	if len(ev.Members) > 0 && ev.RingID.NodeID != slices.Min(ev.Members) {
+		s.t.Fatalf("ring %v is not named after the lowest member: %v", ev.RingID, ev)
+	}
+	switch {
+	case ev.Kind == quorum.EventQuorum && s.ring != (quorum.RingID{}) && ev.RingID != s.ring && !ev.Initial:
+		s.t.Fatalf("quorum event for ring %v after nodelist of ring %v", ev.RingID, s.ring)
+	case ev.Kind == quorum.EventNodeList && !ev.Initial && ev.RingID.Seq <= s.ring.Seq:
+		s.t.Fatalf("ring seq went from %v to %v", s.ring, ev.RingID)
+	}
+	s.ring = ev.RingID
+}
+
+func (s *stream) closed() {
+	s.t.Helper()
+	select {
+	case ev, ok := <-s.ch:
+		if ok {
+			s.t.Fatalf("want the stream closed, got %v", ev)
+		}
+	case <-time.After(s.wait):
+		s.t.Fatal("the stream did not close")
+	}
+}
+
+// snapshot expects the snapshot of a full, quorate cluster.
+func (s *stream) snapshot() {
+	s.t.Helper()
+	s.expect(quorum.EventNodeList, true, true, all5, none, none)
+	s.expect(quorum.EventQuorum, true, true, all5, none, none)
+}
+
+func ids(v ...uint32) []uint32 { return v }
+
+var scenarios = []scenario{
+	{"snapshot flags", func(t *testing.T, e env) {
+		for _, f := range []quorum.TrackFlags{quorum.TrackCurrent, quorum.TrackChanges, quorum.TrackCurrent | quorum.TrackChanges,
+			quorum.TrackCurrent | quorum.TrackChangesOnly} {
+			s := subscribe(t, e, 1, f)
+			s.snapshot()
+			if f == quorum.TrackCurrent {
+				s.closed()
+			}
+		}
+	}},
+	{"changes only", func(t *testing.T, e env) {
+		s := subscribe(t, e, 1, quorum.TrackChangesOnly)
+		e.kill(t, 5)
+		s.expect(quorum.EventNodeList, false, true, ids(1, 2, 3, 4), none, ids(5))
+		s.expect(quorum.EventQuorum, false, true, ids(1, 2, 3, 4), none, none)
+	}},
+	{"leave, quorum loss, rejoin", func(t *testing.T, e env) {
+		s := subscribe(t, e, 1, quorum.TrackCurrent|quorum.TrackChanges)
+		s.snapshot()
+		e.kill(t, 5)
+		s.expect(quorum.EventNodeList, false, true, ids(1, 2, 3, 4), none, ids(5))
+		s.expect(quorum.EventQuorum, false, true, ids(1, 2, 3, 4), none, none)
+		e.kill(t, 4)
+		s.expect(quorum.EventNodeList, false, true, ids(1, 2, 3), none, ids(4))
+		s.expect(quorum.EventQuorum, false, true, ids(1, 2, 3), none, none)
+		e.kill(t, 3)
+		s.expect(quorum.EventNodeList, false, true, ids(1, 2), none, ids(3))
+		s.expect(quorum.EventQuorum, false, false, ids(1, 2), none, none)
+		// Lowering expected votes regains quorum with no membership
+		// change: a quorum event comes alone.
+		e.setExpected(t, 1, 2)
+		s.expect(quorum.EventQuorum, false, true, ids(1, 2), none, none)
+		e.start(t, 3)
+		s.expect(quorum.EventNodeList, false, true, ids(1, 2, 3), ids(3), none)
+		s.expect(quorum.EventQuorum, false, true, ids(1, 2, 3), none, none)
+	}},
+	{"partition and heal", func(t *testing.T, e env) {
+		s1 := subscribe(t, e, 1, quorum.TrackCurrent|quorum.TrackChanges)
+		s4 := subscribe(t, e, 4, quorum.TrackCurrent|quorum.TrackChanges)
+		s1.snapshot()
+		s4.snapshot()
+		e.cut(t, 4)
+		s1.expect(quorum.EventNodeList, false, true, ids(1, 2, 3, 5), none, ids(4))
+		s1.expect(quorum.EventQuorum, false, true, ids(1, 2, 3, 5), none, none)
+		s4.expect(quorum.EventNodeList, false, true, ids(4), none, ids(1, 2, 3, 5))
+		s4.expect(quorum.EventQuorum, false, false, ids(4), none, none)
+		e.heal(t, 4)
+		s1.expect(quorum.EventNodeList, false, true, all5, ids(4), none)
+		s1.expect(quorum.EventQuorum, false, true, all5, none, none)
+		s4.expect(quorum.EventNodeList, false, false, all5, ids(1, 2, 3, 5), none)
+		s4.expect(quorum.EventQuorum, false, true, all5, none, none)
+	}},
+	{"second trackstart", func(t *testing.T, e env) {
+		ctx, cancel := context.WithTimeout(context.Background(), e.wait())
+		defer cancel()
+		conn, err := e.backend(1).Connect(ctx, quorum.ConnectParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := conn.TrackStart(ctx, quorum.TrackChanges); err != nil {
+			t.Fatal(err)
+		}
+		err = conn.TrackStart(ctx, quorum.TrackCurrent)
+		var qe *quorum.Error
+		if !errors.Is(err, quorum.ErrExist) || !errors.As(err, &qe) || qe.Code.String() != "CS_ERR_EXIST" {
+			t.Fatalf("second trackstart: %v", err)
+		}
+		// Both snapshots arrive all the same.
+		got := dispatchN(t, conn, 4, e.wait())
+		for i, kind := range []quorum.EventKind{quorum.EventNodeList, quorum.EventQuorum, quorum.EventNodeList, quorum.EventQuorum} {
+			if got[i].Kind != kind || !slices.Equal(got[i].Members, all5) {
+				t.Fatalf("notification %d: %+v", i, got[i])
+			}
+		}
+		if err := conn.TrackStop(ctx); err != nil {
+			t.Fatalf("trackstop: %v", err)
+		}
+	}},
+	{"slow subscriber", func(t *testing.T, e env) {
+		cl, err := quorum.Open(context.Background(), quorum.WithBackend(e.backend(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		slow, _ := cl.Subscribe(context.Background(), quorum.TrackCurrent|quorum.TrackChanges)
+		ch, _ := cl.Subscribe(context.Background(), quorum.TrackCurrent|quorum.TrackChanges, quorum.WithLossless(64))
+		witness := &stream{t: t, ch: ch, wait: e.wait()}
+		witness.snapshot()
+		e.kill(t, 5)
+		witness.expect(quorum.EventNodeList, false, true, ids(1, 2, 3, 4), none, ids(5))
+		witness.expect(quorum.EventQuorum, false, true, ids(1, 2, 3, 4), none, none)
+		e.kill(t, 4)
+		witness.expect(quorum.EventNodeList, false, true, ids(1, 2, 3), none, ids(4))
+		witness.expect(quorum.EventQuorum, false, true, ids(1, 2, 3), none, none)
+		// The slow subscriber read nothing. Its channel holds two events:
+		// whenever a third came, everything was merged into one.
+		first, second := <-slow, <-slow
+		if first.Seq != 1 || !first.Initial || first.Kind != quorum.EventNodeList || !first.Quorate ||
+			!slices.Equal(first.Members, ids(1, 2, 3)) || !slices.Equal(first.Left, ids(5, 4)) ||
+			len(first.Joined) != 0 || first.Coalesced != 4 {
+			t.Fatalf("slow subscriber's first event: %v", first)
+		}
+		if second.Seq != 2 || second.Kind != quorum.EventQuorum || !second.Quorate ||
+			!slices.Equal(second.Members, ids(1, 2, 3)) || second.Coalesced != 0 {
+			t.Fatalf("slow subscriber's second event: %v", second)
+		}
+	}},
+	{"local corosync restarted", func(t *testing.T, e env) {
+		s := subscribe(t, e, 1, quorum.TrackCurrent|quorum.TrackChanges)
+		s.snapshot()
+		e.kill(t, 1)
+		ev := s.next()
+		if ev.Kind != quorum.EventDisconnected || ev.Quorate || !errors.Is(ev.Err, quorum.ErrConnectionLost) {
+			t.Fatalf("after kill: %v", ev)
+		}
+		e.start(t, 1)
+		want(t, s.next(), quorum.EventReconnected, false, false, all5, none, none)
+		settles(t, e, s, 1)
+	}},
+	{"corosync not yet running", func(t *testing.T, e env) {
+		e.kill(t, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err := quorum.Open(ctx, quorum.WithBackend(e.backend(1)), fast)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, quorum.ErrConnectionLost) {
+			t.Fatalf("Open while corosync is down: %v", err)
+		}
+		_, err = quorum.Open(context.Background(), quorum.WithBackend(e.backend(1)), quorum.WithoutReconnect())
+		if !errors.Is(err, quorum.ErrConnectionLost) {
+			t.Fatalf("Open without reconnect while corosync is down: %v", err)
+		}
+		type result struct {
+			ch  <-chan quorum.QuorumEvent
+			err error
+		}
+		res := make(chan result, 1)
+		ctx, cancel = context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			ch, err := quorum.Subscribe(ctx, quorum.TrackCurrent|quorum.TrackChanges,
+				quorum.WithBackend(e.backend(1)), quorum.WithLossless(64), fast)
+			res <- result{ch, err}
+		}()
+		e.start(t, 1)
+		r := <-res
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		s := &stream{t: t, ch: r.ch, wait: e.wait()}
+		settles(t, e, s, 1)
+		cancel()
+		for range r.ch {
+		}
+	}},
+	{"corosync frozen", func(t *testing.T, e env) {
+		cl, err := quorum.Open(context.Background(), quorum.WithBackend(e.backend(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.freeze(t, 1)
+		thawed := false
+		defer func() {
+			if !thawed {
+				e.thaw(t, 1)
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err = cl.Quorate(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Quorate on a frozen corosync: %v", err)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, err = quorum.Open(ctx, quorum.WithBackend(e.backend(1)))
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Open on a frozen corosync: %v", err)
+		}
+		closed := make(chan struct{})
+		go func() { cl.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(hang):
+			t.Fatal("Close waited for a frozen corosync")
+		}
+		e.thaw(t, 1)
+		thawed = true
+		// What was stuck in corosync finishes now; goleak checks at the
+		// end of the run that nothing stayed behind.
+	}},
+	{"user without uidgid entry", func(t *testing.T, e env) { e.asUser(t) }},
+}
+
+// settles follows node i's stream after a (re)connection: the snapshot must
+// match what corosync-quorumtool showed at the time (or a state the stream
+// reaches next), and the stream must reach the full, quorate cluster.
+func settles(t *testing.T, e env, s *stream, i int) {
+	t.Helper()
+	nl := s.next()
+	q := s.next()
+	if nl.Kind != quorum.EventNodeList || !nl.Initial || q.Kind != quorum.EventQuorum || !q.Initial ||
+		!slices.Equal(nl.Members, q.Members) {
+		t.Fatalf("fresh snapshot: %v / %v", nl, q)
+	}
+	toolQuorate, toolMembers := e.view(t, i)
+	seen := []quorum.QuorumEvent{q}
+	last := q
+	deadline := time.Now().Add(e.wait())
+	for !(last.Quorate && slices.Equal(last.Members, all5)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d did not get back to the full cluster: %v", i, seen)
+		}
+		last = s.next()
+		seen = append(seen, last)
+	}
+	if !slices.ContainsFunc(seen, func(ev quorum.QuorumEvent) bool {
+		return ev.Kind == quorum.EventQuorum && ev.Quorate == toolQuorate && slices.Equal(ev.Members, toolMembers)
+	}) {
+		t.Fatalf("corosync-quorumtool showed quorate=%v members %v; the stream showed %v", toolQuorate, toolMembers, seen)
+	}
+}
+
+// dispatchN reads n notifications straight from a backend connection.
+func dispatchN(t *testing.T, conn quorum.Conn, n int, wait time.Duration) []quorum.Notification {
+	t.Helper()
+	var got []quorum.Notification
+	deadline := time.Now().Add(wait)
+	for len(got) < n {
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms <= 0 {
+			t.Fatalf("got %d of %d notifications: %+v", len(got), n, got)
+		}
+		fds := []unix.PollFd{{Fd: int32(conn.Fd()), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, ms); err != nil && err != unix.EINTR {
+			t.Fatal(err)
+		}
+		if err := conn.Dispatch(func(n quorum.Notification) { got = append(got, n) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return got
+}
+
+// simEnv drives the simulated cluster.
+type simEnv struct {
+	c    *quorum.SimCluster
+	cuts map[int]bool
+}
+
+func newSimEnv(t *testing.T) *simEnv {
+	return &simEnv{c: sim(t, conformanceNodes), cuts: map[int]bool{}}
+}
+
+func (e *simEnv) backend(i int) quorum.Backend { return e.c.Backend(uint32(i)) }
+func (e *simEnv) wait() time.Duration          { return hang }
+func (e *simEnv) kill(t *testing.T, i int)     { must(t, e.c.Stop(uint32(i))) }
+func (e *simEnv) start(t *testing.T, i int)    { must(t, e.c.Start(uint32(i))) }
+func (e *simEnv) freeze(t *testing.T, i int)   { must(t, e.c.Freeze(uint32(i))) }
+func (e *simEnv) thaw(t *testing.T, i int)     { must(t, e.c.Thaw(uint32(i))) }
+func (e *simEnv) cut(t *testing.T, i int)      { e.cuts[i] = true; e.partition(t) }
+func (e *simEnv) heal(t *testing.T, i int)     { delete(e.cuts, i); e.partition(t) }
+
+// partition isolates each cut node on its own, as a link set down does.
+func (e *simEnv) partition(t *testing.T) {
+	var groups [][]uint32
+	for i := range e.cuts {
+		groups = append(groups, []uint32{uint32(i)})
+	}
+	must(t, e.c.Partition(groups...))
+}
+
+func (e *simEnv) setExpected(t *testing.T, i int, v uint32) {
+	must(t, e.c.SetExpectedVotes(uint32(i), v))
+}
+
+func (e *simEnv) view(t *testing.T, i int) (bool, []uint32) {
+	q, _, m, err := e.c.View(uint32(i))
+	must(t, err)
+	return q, m
+}
+
+func (e *simEnv) asUser(t *testing.T) {
+	must(t, e.c.FailConnects(1, 1, quorum.ErrAccess))
+	_, err := quorum.Open(context.Background(), quorum.WithBackend(e.backend(1)))
+	if !errors.Is(err, quorum.ErrAccess) {
+		t.Fatalf("without access: %v", err)
+	}
+	cl, err := quorum.Open(context.Background(), quorum.WithBackend(e.backend(1)))
+	if err != nil {
+		t.Fatalf("with access: %v", err)
+	}
+	cl.Close()
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// realEnv drives a real cluster; its backends connect from inside the node.
+type realEnv struct {
+	cl     *testcluster.Cluster
+	inner  quorum.Backend
+	name   string // the backend's name for the helper process
+	mu     sync.Mutex
+	frozen map[int]bool
+	cuts   map[int]bool
+}
+
+func (e *realEnv) backend(i int) quorum.Backend { return nodeBackend{e.cl, i, e.inner} }
+func (e *realEnv) wait() time.Duration          { return 60 * time.Second }
+func (e *realEnv) kill(t *testing.T, i int)     { must(t, e.cl.Kill(i)) }
+func (e *realEnv) start(t *testing.T, i int)    { must(t, e.cl.Start(i)) }
+
+func (e *realEnv) freeze(t *testing.T, i int) {
+	must(t, e.cl.Freeze(i))
+	e.mu.Lock()
+	e.frozen[i] = true
+	e.mu.Unlock()
+}
+
+func (e *realEnv) thaw(t *testing.T, i int) {
+	must(t, e.cl.Thaw(i))
+	e.mu.Lock()
+	delete(e.frozen, i)
+	e.mu.Unlock()
+}
+
+func (e *realEnv) cut(t *testing.T, i int) {
+	must(t, e.cl.Cut(i))
+	e.cuts[i] = true
+}
+
+func (e *realEnv) heal(t *testing.T, i int) {
+	must(t, e.cl.Heal(i))
+	delete(e.cuts, i)
+}
+
+func (e *realEnv) setExpected(t *testing.T, i int, v uint32) {
+	must(t, e.cl.SetExpectedVotes(i, v))
+}
+
+func (e *realEnv) view(t *testing.T, i int) (bool, []uint32) {
+	st, err := e.cl.Quorumtool(i)
+	must(t, err)
+	return st.Quorate, st.Members
+}
+
+// reset brings every node back up, connected and thawed, and waits until
+// each sees the whole cluster.
+func (e *realEnv) reset(t *testing.T) {
+	t.Helper()
+	for i := 1; i <= conformanceNodes; i++ {
+		if e.frozen[i] {
+			e.thaw(t, i)
+		}
+		if e.cuts[i] {
+			e.heal(t, i)
+		}
+		if !e.cl.Running(i) {
+			e.start(t, i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e.wait())
+	defer cancel()
+	for i := 1; i <= conformanceNodes; i++ {
+		if err := e.cl.WaitMembers(ctx, i, all5); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// asUser runs this test binary as an unprivileged user inside node 1 (see
+// TestHelperQuorate), before and after that user is granted access.
+func (e *realEnv) asUser(t *testing.T) {
+	const uid = 65534
+	exe, err := os.Executable()
+	must(t, err)
+	// The build cache directory is private to root; the helper needs a
+	// copy that the user can run.
+	dir := t.TempDir()
+	must(t, os.Chmod(dir, 0o755))
+	bin := filepath.Join(dir, "quorum.test")
+	data, err := os.ReadFile(exe)
+	must(t, err)
+	must(t, os.WriteFile(bin, data, 0o755))
+	run := func() (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), e.wait())
+		defer cancel()
+		cmd := e.cl.ExecAs(ctx, 1, uid, bin, "-test.run=^TestHelperQuorate$")
+		cmd.Env = append(os.Environ(), "QUORUM_HELPER_BACKEND="+e.name)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run()
+	if err == nil || !strings.Contains(out, "access-denied") || !strings.Contains(out, "uidgid") {
+		t.Fatalf("as uid %d without a uidgid entry: %v\n%s", uid, err, out)
+	}
+	must(t, e.cl.GrantUID(1, uid))
+	if out, err := run(); err != nil || !strings.Contains(out, "quorate=true") {
+		t.Fatalf("as uid %d with a uidgid entry: %v\n%s", uid, err, out)
+	}
+}
+
+// TestHelperQuorate is not a test: realEnv.asUser runs it as a separate,
+// unprivileged process inside a node.
+func TestHelperQuorate(t *testing.T) {
+	name := os.Getenv("QUORUM_HELPER_BACKEND")
+	if name == "" {
+		t.Skip("runs only as the helper process of the conformance suite")
+	}
+	b := realBackends()[name]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := quorum.Open(ctx, quorum.WithBackend(b), quorum.WithoutReconnect())
+	if errors.Is(err, quorum.ErrAccess) {
+		fmt.Println("access-denied:", err)
+		t.FailNow()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	q, err := cl.Quorate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("quorate=%v\n", q)
+}
+
+// nodeBackend connects inner from inside node i's network namespace.
+type nodeBackend struct {
+	cl    *testcluster.Cluster
+	i     int
+	inner quorum.Backend
+}
+
+func (b nodeBackend) Connect(ctx context.Context, p quorum.ConnectParams) (quorum.Conn, error) {
+	var conn quorum.Conn
+	var err error
+	if e := b.cl.InNode(b.i, func() error {
+		conn, err = b.inner.Connect(ctx, p)
+		return nil
+	}); e != nil {
+		return nil, e
+	}
+	return conn, err
+}
+
+// realBackends are the real backends built into this test binary.
+func realBackends() map[string]quorum.Backend {
+	m := map[string]quorum.Backend{}
+	for name, b := range map[string]quorum.Backend{"libquorum": quorum.LibquorumBackend()} {
+		_, err := b.Connect(canceled(), quorum.ConnectParams{})
+		if !errors.Is(err, quorum.ErrNotSupported) {
+			m[name] = b
+		}
+	}
+	return m
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+func TestConformance(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run("sim/"+sc.name, func(t *testing.T) { sc.run(t, newSimEnv(t)) })
+	}
+	backends := realBackends()
+	if len(backends) == 0 {
+		t.Log("no real backend is built in (build with -tags libquorum): only the simulated cluster was checked")
+	}
+	for name, b := range backends {
+		t.Run(name, func(t *testing.T) {
+			cl := testcluster.Start(t, conformanceNodes)
+			e := &realEnv{cl: cl, inner: b, name: name, frozen: map[int]bool{}, cuts: map[int]bool{}}
+			for _, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					e.reset(t)
+					sc.run(t, e)
+				})
+			}
+		})
+	}
+}
