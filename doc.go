@@ -1,0 +1,84 @@
+// Package quorum tells a Go program, the moment it changes, whether its node
+// is in a quorate partition of a Corosync cluster and who the members are.
+//
+// It wraps corosync's quorum service (quorum_trackstart, quorum_dispatch,
+// quorum_getquorate) behind a channel:
+//
+//	events, err := quorum.Subscribe(ctx, quorum.TrackCurrent|quorum.TrackChanges)
+//	if err != nil {
+//		return err
+//	}
+//	for ev := range events {
+//		if ev.Err != nil { ... }   // EventDisconnected, or the stream's last event
+//		setQuorate(ev.Quorate)     // every event carries the whole view
+//	}
+//
+// # What the stream means
+//
+// Events mirror corosync's own notifications (quorum model V1): a snapshot
+// of a nodelist then a quorum event, marked Initial, when asked for with
+// TrackCurrent or TrackChanges; then for every membership change a nodelist
+// event (Joined, Left) followed by a quorum event for the same ring. A quorum
+// event may also come alone, when quorum changes without a membership change
+// (expected votes lowered, say). TrackCurrent alone is a one-shot snapshot;
+// TrackChangesOnly skips the snapshot.
+//
+// Every event carries the full view as now known (Quorate, RingID, Members),
+// so any one event is enough to act on. An unknown state is never reported
+// as quorate: EventDisconnected and EventError events have Quorate false.
+//
+// # Channels and their lifetime
+//
+// The engine owns every channel it returns and closes it exactly once, after
+// releasing what the subscription holds:
+//   - when the subscription's context is cancelled (promptly, with no
+//     further event; events already delivered may still be read);
+//   - after a TrackCurrent-only snapshot;
+//   - after a last event whose Err says why: ErrSlowConsumer, ErrClosed (the
+//     Client was closed), ErrAccess or another terminal error while
+//     reconnecting, or ErrConnectionLost with WithoutReconnect.
+//
+// A subscriber never delays corosync, the engine, other subscribers or
+// Close. One that does not keep up has undelivered events coalesced: the
+// newest state wins, Joined and Left accumulate, and Coalesced counts the
+// notifications merged, so nothing is lost silently. WithLossless buffers
+// instead and ends the subscription with ErrSlowConsumer when the buffer is
+// full.
+//
+// # Connections
+//
+// Subscribe opens a private connection for one subscription. Open returns a
+// Client whose one connection serves any number of subscriptions; it also
+// answers Quorate, a round trip to corosync that honours its context even
+// when corosync hangs.
+//
+// When the connection is lost (corosync stopped or restarted), every
+// subscriber receives EventDisconnected, whose Err matches
+// ErrConnectionLost; the engine reconnects with capped, jittered
+// exponential backoff (WithBackoff), then sends EventReconnected and a fresh
+// snapshot whose Joined and Left say what changed meanwhile.
+// WithoutReconnect makes the loss terminal instead.
+//
+// # Backends
+//
+// A Backend opens connections: LibquorumBackend uses corosync's C library
+// (build with -tags libquorum); SimCluster.Backend is a simulated cluster for
+// tests and demos, driven through the same engine. The engine waits on the
+// connection's file descriptor through the Go netpoller, so an idle
+// subscribed process makes no wake-ups at all.
+//
+// # Errors
+//
+// Errors match the sentinels (ErrTryAgain, ErrAccess, ErrConnectionLost,
+// ...) with errors.Is; corosync's failures are *Error values carrying the
+// operation and corosync's cs_error_t code.
+//
+// corosync accepts clients that run as root, or whose user or group it lists
+// in a uidgid section of corosync.conf. Abstract unix sockets have no
+// permissions, so backends that can see the server's credentials refuse a
+// server that does not run as root (or a uid allowed by WithTrustedUIDs).
+//
+// Connecting to corosync requires sharing its network namespace (corosync's
+// IPC uses abstract sockets) and, for its default shared-memory transport,
+// its /dev/shm.
+package quorum
