@@ -1,4 +1,4 @@
-//go:build libquorum && cgo && linux
+//go:build linux
 
 package main
 
@@ -19,10 +19,16 @@ import (
 )
 
 // TestRealCorosync runs the command, as a separate process inside node 1's
-// network namespace, against a real 3-node corosync cluster. It needs root
-// and the corosync package; testcluster skips it otherwise (or fails it with
-// QUORUM_REQUIRE_CLUSTER=1).
+// network namespace, against a real 3-node corosync cluster: --once with
+// every real backend built in, then a stream (native backend) while nodes
+// leave and return and node 1's corosync restarts. It takes about 15 s, so it
+// runs only in a libquorum build or with QUORUM_REQUIRE_CLUSTER=1 (as CI
+// does); it needs root and the corosync package, and testcluster skips it
+// without them (or fails it under QUORUM_REQUIRE_CLUSTER=1).
 func TestRealCorosync(t *testing.T) {
+	if !libquorumBuilt && os.Getenv(testcluster.RequireEnv) != "1" {
+		t.Skipf("a real-cluster test of about 15 s: run it with -tags libquorum or %s=1", testcluster.RequireEnv)
+	}
 	c := testcluster.Start(t, 3)
 	exe, err := os.Executable()
 	if err != nil {
@@ -48,33 +54,37 @@ func TestRealCorosync(t *testing.T) {
 		return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
 	}
 
-	// --once with the backend named, then by default.
-	code, out, errOut := once("--backend", "libquorum", "--json")
-	if code != 0 {
-		t.Fatalf("--once on a quorate cluster: exit %d, stderr:\n%s", code, errOut)
+	// --once with each backend named, then by default.
+	backends := []string{"native"}
+	if libquorumBuilt {
+		backends = append(backends, "libquorum", "auto")
 	}
-	got := lines(out)
-	if len(got) != 2 {
-		t.Fatalf("--once output:\n%s", out)
-	}
-	for i, line := range got {
-		m := checkJSONLine(t, line)
-		if m["kind"] != []string{"nodelist", "quorum"}[i] || m["initial"] != true ||
-			!slices.Equal(idList(t, line, "members", m["members"]), []uint32{1, 2, 3}) {
-			t.Errorf("--once line %d: %s", i+1, line)
+	for _, b := range backends {
+		code, out, errOut := once("--backend", b, "--json")
+		if code != 0 {
+			t.Fatalf("--backend %s --once on a quorate cluster: exit %d, stderr:\n%s", b, code, errOut)
+		}
+		got := lines(out)
+		if len(got) != 2 {
+			t.Fatalf("--backend %s --once output:\n%s", b, out)
+		}
+		for i, line := range got {
+			m := checkJSONLine(t, line)
+			if m["kind"] != []string{"nodelist", "quorum"}[i] || m["initial"] != true || m["quorate"] != true ||
+				m["ring_id"].(map[string]any)["node_id"] != float64(1) ||
+				!slices.Equal(idList(t, line, "members", m["members"]), []uint32{1, 2, 3}) {
+				t.Errorf("--backend %s --once line %d: %s", b, i+1, line)
+			}
 		}
 	}
-	if m := checkJSONLine(t, got[1]); m["quorate"] != true || m["ring_id"].(map[string]any)["node_id"] != float64(1) {
-		t.Errorf("--once quorum event: %s", got[1])
-	}
-	if code, out, errOut := once(); code != 0 || !strings.Contains(out, " quorate members [1 2 3] ") {
-		t.Errorf("--once with the default backend: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	if code, out, errOut := once("--backend", "native"); code != 0 || !strings.Contains(out, " quorate members [1 2 3] ") {
+		t.Errorf("--once as text: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
 	// The stream, while nodes leave and one comes back.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := command(ctx, "--json")
+	cmd := command(ctx, "--backend", "native", "--json")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +166,7 @@ func TestRealCorosync(t *testing.T) {
 		t.Fatal(err)
 	}
 	change("node 2 leaving", []uint32{1}, []uint32{}, []uint32{2}, false)
-	if code, out, errOut := once(); code != 2 {
+	if code, out, errOut := once("--backend", "native"); code != 2 {
 		t.Errorf("--once without quorum: exit %d, want 2\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	if err := c.Start(2); err != nil {

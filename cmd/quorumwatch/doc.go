@@ -58,9 +58,9 @@
 // state (quorate or inquorate; unknown on disconnected, reconnected and error
 // events), the member, joined and left node ids, then " initial" on snapshot
 // events, " coalesced N" when N events were merged into this one, and
-// " error: ..." when the event carries an error. A nodelist event's state is
-// the last quorum state known, since corosync sends it with the quorum event
-// that follows.
+// " error: ..." when the event carries an error. The nodelist event of a
+// membership change still shows the state from before the change: the new
+// state comes with the quorum event that corosync sends right after it.
 //
 // # JSON output
 //

@@ -190,7 +190,7 @@ func backendByName(name string, sim *quorum.SimCluster, node uint32) (quorum.Bac
 		// to build the backend in.
 		return quorum.LibquorumBackend(), nil
 	case "native":
-		return nil, fmt.Errorf("%w: --backend native: the pure-Go backend is not part of this build yet; use --backend auto", quorum.ErrNotSupported)
+		return quorum.NativeBackend(), nil
 	}
 	return nil, fmt.Errorf("%w: unknown backend %q", quorum.ErrInvalidParam, name)
 }

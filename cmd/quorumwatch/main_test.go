@@ -81,13 +81,11 @@ func runT(t *testing.T, ctx context.Context, e env, args ...string) (code int, s
 type want struct {
 	kind    string
 	initial bool
-	quorate *bool // nil: not checked (see nodelistQuorate)
+	quorate bool
 	members []uint32
 	joined  []uint32
 	left    []uint32
 }
-
-var yes, no = func() *bool { b := true; return &b }(), func() *bool { b := false; return &b }()
 
 // scenarioFor lists the events the viewer sees in the scenario, with the
 // nodes named by role (see scenario): ids maps roles to node ids and keeps
@@ -110,29 +108,27 @@ func scenarioFor(viewer uint32) []want {
 		return s
 	}
 	all := ids(1, 2, 3, 4, 5)
-	// A nodelist event carries the last quorum state known, so the first
-	// snapshot's nodelist depends on whether the engine had already seen
-	// the quorum notification when the subscription registered: it is not
-	// checked. After a reconnection the state is unknown, hence false.
+	// A change's nodelist event carries the quorum state from before the
+	// change; a snapshot's nodelist carries the snapshot's state.
 	return []want{
-		{"nodelist", true, nil, all, ids(), ids()},
-		{"quorum", true, yes, all, ids(), ids()},
-		{"nodelist", false, yes, ids(1, 2, 3, 4), ids(), ids(5)},
-		{"quorum", false, yes, ids(1, 2, 3, 4), ids(), ids()},
-		{"nodelist", false, yes, ids(1, 2, 3), ids(), ids(4)},
-		{"quorum", false, yes, ids(1, 2, 3), ids(), ids()},
-		{"nodelist", false, yes, ids(1, 2), ids(), ids(3)},
-		{"quorum", false, no, ids(1, 2), ids(), ids()},
-		{"nodelist", false, no, ids(1, 2, 3), ids(3), ids()},
-		{"quorum", false, yes, ids(1, 2, 3), ids(), ids()},
-		{"nodelist", false, yes, ids(1, 2, 3, 4), ids(4), ids()},
-		{"quorum", false, yes, ids(1, 2, 3, 4), ids(), ids()},
-		{"nodelist", false, yes, all, ids(5), ids()},
-		{"quorum", false, yes, all, ids(), ids()},
-		{"disconnected", false, no, all, ids(), ids()},
-		{"reconnected", false, no, all, ids(), ids()},
-		{"nodelist", true, no, all, ids(), ids()},
-		{"quorum", true, yes, all, ids(), ids()},
+		{"nodelist", true, true, all, ids(), ids()},
+		{"quorum", true, true, all, ids(), ids()},
+		{"nodelist", false, true, ids(1, 2, 3, 4), ids(), ids(5)},
+		{"quorum", false, true, ids(1, 2, 3, 4), ids(), ids()},
+		{"nodelist", false, true, ids(1, 2, 3), ids(), ids(4)},
+		{"quorum", false, true, ids(1, 2, 3), ids(), ids()},
+		{"nodelist", false, true, ids(1, 2), ids(), ids(3)},
+		{"quorum", false, false, ids(1, 2), ids(), ids()},
+		{"nodelist", false, false, ids(1, 2, 3), ids(3), ids()},
+		{"quorum", false, true, ids(1, 2, 3), ids(), ids()},
+		{"nodelist", false, true, ids(1, 2, 3, 4), ids(4), ids()},
+		{"quorum", false, true, ids(1, 2, 3, 4), ids(), ids()},
+		{"nodelist", false, true, all, ids(5), ids()},
+		{"quorum", false, true, all, ids(), ids()},
+		{"disconnected", false, false, all, ids(), ids()},
+		{"reconnected", false, false, all, ids(), ids()},
+		{"nodelist", true, true, all, ids(), ids()},
+		{"quorum", true, true, all, ids(), ids()},
 	}
 }
 
@@ -182,8 +178,8 @@ func TestSimHuman(t *testing.T) {
 			if m[6] != "unknown" {
 				t.Errorf("line %d: state %s, want unknown", i+1, m[6])
 			}
-		case w.quorate != nil && (m[6] == "quorate") != *w.quorate:
-			t.Errorf("line %d: state %s, want quorate=%v", i+1, m[6], *w.quorate)
+		case (m[6] == "quorate") != w.quorate:
+			t.Errorf("line %d: state %s, want quorate=%v", i+1, m[6], w.quorate)
 		}
 		if !slices.Equal(parseIDs(t, m[7]), w.members) || !slices.Equal(parseIDs(t, m[8]), w.joined) ||
 			!slices.Equal(parseIDs(t, m[9]), w.left) {
@@ -312,8 +308,8 @@ func checkJSONScenario(t *testing.T, out string, exp []want) {
 		if m["kind"] != w.kind || m["initial"] != w.initial {
 			t.Errorf("line %d: kind %v initial %v, want %s %v", i+1, m["kind"], m["initial"], w.kind, w.initial)
 		}
-		if w.quorate != nil && m["quorate"] != *w.quorate {
-			t.Errorf("line %d: quorate %v, want %v", i+1, m["quorate"], *w.quorate)
+		if m["quorate"] != w.quorate {
+			t.Errorf("line %d: quorate %v, want %v", i+1, m["quorate"], w.quorate)
 		}
 		members, joined, left := idList(t, line, "members", m["members"]), idList(t, line, "joined", m["joined"]), idList(t, line, "left", m["left"])
 		if !slices.Equal(members, w.members) || !slices.Equal(joined, w.joined) || !slices.Equal(left, w.left) {

@@ -8,6 +8,9 @@ import (
 	"testing"
 )
 
+// libquorumBuilt says whether this test binary has the libquorum backend.
+const libquorumBuilt = false
+
 // Without -tags libquorum no real backend is built in: the command must say
 // so and how to get one, not hang or pretend.
 func TestNoRealBackend(t *testing.T) {
