@@ -1,0 +1,211 @@
+#!/bin/sh
+# idle.sh: context switches of idle quorum subscribers, the C API's and this
+# module's, side by side in the same run against the same corosync.
+#
+#   sudo bench/idle.sh [SECONDS]      (default 10)
+#
+# Each client subscribes with CURRENT|CHANGES and then waits for events that
+# never come (nothing changes in a 1-node cluster). Once every client has
+# printed its snapshot and 2 more seconds have passed, the script sums
+# voluntary_ctxt_switches + nonvoluntary_ctxt_switches over all of each
+# process's threads (/proc/PID/task/*/status), twice, SECONDS apart, and
+# prints the difference. All clients are measured over the same window:
+#   - C libquorum: bench/c/idle_watch.c, ppoll(2) on quorum_fd_get's fd
+#   - Go quorum, libquorum backend (cgo) and native backend (pure Go)
+#   - Go quorum, sim backend: no corosync involved, the engine alone
+#   - control: the Go libquorum client plus a 100 ms time.Ticker, to show
+#     that the measurement does count wake-ups when there are some.
+# A thread that exits inside the window takes its counts with it, so the
+# script also reports when a process's set of threads changed.
+#
+# Needs root, corosync, libquorum-dev, libcorosync-common-dev, pkg-config, a C
+# compiler and Go. It starts corosync in a network namespace of its own
+# (qidle-PID) on loopback only, and removes it and every client on exit.
+# Extra environment (GODEBUG, GOMAXPROCS, ...) reaches the Go clients as is.
+set -eu
+
+secs=${1:-10}
+case $secs in
+'' | *[!0-9]* | 0)
+	echo "usage: idle.sh [SECONDS]  (a whole number of seconds, at least 1)" >&2
+	exit 2
+	;;
+esac
+root=$(cd "$(dirname "$0")/.." && pwd)
+ns=qidle-$$
+work=$(mktemp -d /tmp/qidle-XXXXXX)
+cpid=
+clients=
+
+cleanup() {
+	for p in $clients; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in $clients; do
+		wait "$p" 2>/dev/null || true
+	done
+	if [ -n "$cpid" ]; then
+		kill "$cpid" 2>/dev/null || true
+		wait "$cpid" 2>/dev/null || true
+	fi
+	ip netns delete "$ns" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$work/state"
+cat >"$work/corosync.conf" <<CONF
+totem {
+  version: 2
+  cluster_name: qidle
+  transport: knet
+  token: 1000
+  crypto_cipher: none
+  crypto_hash: none
+}
+nodelist {
+  node {
+    name: n1
+    nodeid: 1
+    ring0_addr: 127.0.0.1
+  }
+}
+quorum {
+  provider: corosync_votequorum
+}
+logging {
+  to_stderr: yes
+  to_logfile: no
+  to_syslog: no
+}
+system {
+  state_dir: $work/state
+}
+CONF
+
+echo "building..."
+cc -O2 -Wall -o "$work/idle_watch" "$root/bench/c/idle_watch.c" \
+	$(pkg-config --cflags --libs libquorum)
+(cd "$root" && CGO_ENABLED=1 go build -tags libquorum -o "$work/idle" ./bench/idle)
+
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+# A private /run (ip netns exec already gives a private mount namespace) keeps
+# corosync's pid-file lock apart from any other corosync on the machine.
+ip netns exec "$ns" sh -c "mount -t tmpfs tmpfs /run && exec corosync -f -c $work/corosync.conf" \
+	>"$work/corosync.log" 2>&1 &
+cpid=$!
+
+tries=0
+until ip netns exec "$ns" corosync-quorumtool -s >/dev/null 2>&1; do
+	tries=$((tries + 1))
+	if [ "$tries" -gt 100 ]; then
+		echo "corosync did not come up:" >&2
+		cat "$work/corosync.log" >&2
+		exit 1
+	fi
+	sleep 0.2
+done
+
+# start NAME LABEL CMD...: runs CMD in the background with its output in
+# $work/NAME.out and .err. ip netns exec execs CMD, so $! is CMD's own pid.
+start() {
+	name=$1 label=$2
+	shift 2
+	"$@" >"$work/$name.out" 2>"$work/$name.err" &
+	eval "pid_$name=$!"
+	eval "label_$name=\$label"
+	clients="$clients $!"
+	names="${names:-} $name"
+}
+
+start c "C libquorum idle" ip netns exec "$ns" "$work/idle_watch"
+start golq "Go quorum (libquorum backend) idle" ip netns exec "$ns" "$work/idle" -backend libquorum
+start gonat "Go quorum (native backend) idle" ip netns exec "$ns" "$work/idle" -backend native
+start gosim "Go quorum (sim backend, no corosync) idle" "$work/idle" -backend sim
+start ctl "control, Go quorum (libquorum backend) + 100ms ticker" \
+	ip netns exec "$ns" "$work/idle" -backend libquorum -control-ticker 100ms
+
+# Every client must show its snapshot (a nodelist and a quorum line) first.
+for n in $names; do
+	eval "p=\$pid_$n"
+	tries=0
+	while [ "$(wc -l <"$work/$n.out")" -lt 2 ]; do
+		tries=$((tries + 1))
+		if ! kill -0 "$p" 2>/dev/null || [ "$tries" -gt 100 ]; then
+			echo "client $n did not print its snapshot:" >&2
+			cat "$work/$n.out" "$work/$n.err" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+done
+sleep 2
+
+# sample PID: "SWITCHES THREADS TIDS", summed over the threads alive now. A
+# thread may exit between the glob and the read: its file is then skipped.
+sample() {
+	for t in /proc/"$1"/task/*; do
+		s=$(cat "$t/status" 2>/dev/null) || continue
+		printf '%s\n%s\n' "tid ${t##*/}" "$s"
+	done | awk '
+		$1 == "tid" { n++; tids = tids "," $2 }
+		$1 == "voluntary_ctxt_switches:" || $1 == "nonvoluntary_ctxt_switches:" { sum += $2 }
+		END { printf "%d %d %s\n", sum, n, substr(tids, 2) }'
+}
+
+for n in $names; do
+	eval "p=\$pid_$n"
+	eval "s0_$n=\$(sample $p)"
+done
+t0=$(date +%s.%N)
+sleep "$secs"
+for n in $names; do
+	eval "p=\$pid_$n"
+	eval "s1_$n=\$(sample $p)"
+done
+t1=$(date +%s.%N)
+
+echo "corosync $(corosync -v | head -1 | sed 's/.*version //'), $(nproc) CPUs, go $(go env GOVERSION)"
+took=$(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')
+status=0
+for n in $names; do
+	eval "p=\$pid_$n label=\$label_$n s0=\$s0_$n s1=\$s1_$n"
+	if ! kill -0 "$p" 2>/dev/null; then
+		echo "$label: exited during the measurement:" >&2
+		cat "$work/$n.err" >&2
+		status=1
+		continue
+	fi
+	set -- $s0
+	c0=$1 th0=$2 tids0=$3
+	set -- $s1
+	c1=$1 th1=$2 tids1=$3
+	note=
+	if [ "$tids0" != "$tids1" ]; then
+		note=" [threads changed: $th0 at start, $th1 at end]"
+	fi
+	echo "$label: $((c1 - c0)) context switches in $took s ($th1 threads)$note"
+	# Anything that printed more than its snapshot was not idle.
+	if [ "$(wc -l <"$work/$n.out")" -ne 2 ]; then
+		echo "  (it received events besides its snapshot:)"
+		sed 's/^/    /' "$work/$n.out"
+	fi
+done
+
+# Every client must stop cleanly on SIGTERM.
+for n in $names; do
+	eval "p=\$pid_$n label=\$label_$n"
+	kill -TERM "$p" 2>/dev/null || true
+	rc=0
+	wait "$p" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "$label: exit status $rc after SIGTERM:" >&2
+		cat "$work/$n.err" >&2
+		status=1
+	fi
+done
+clients=
+exit $status
