@@ -218,15 +218,23 @@ func TestRealMembership(t *testing.T) {
 	}
 }
 
+// BenchmarkQuorateNative measures getquorate round trips on one connection
+// to a real single-node corosync, over shared memory and over sockets.
 func BenchmarkQuorateNative(b *testing.B) {
-	n := startCorosync(b, os.Getenv("QUORUM_BENCH_SOCKET") == "1")
-	c := n.dial(b)
-	defer c.Close()
-	ctx := context.Background()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := c.Quorate(ctx); err != nil {
-			b.Fatal(err)
-		}
+	for _, m := range []struct {
+		name   string
+		socket bool
+	}{{"shm", false}, {"socket", true}} {
+		n := startCorosync(b, m.socket)
+		c := n.dial(b)
+		b.Run(m.name, func(b *testing.B) {
+			ctx := context.Background()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Quorate(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		c.Close()
 	}
 }
