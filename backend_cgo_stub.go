@@ -14,8 +14,8 @@ import (
 // libquorum-dev, libcorosync-common-dev and pkg-config installed (Linux only).
 func LibquorumBackend() Backend { return libquorumStub{} }
 
-// defaultBackend is nil: without libquorum no backend is built in by default.
-func defaultBackend() Backend { return nil }
+// defaultBackend is the pure-Go backend when libquorum is not built in.
+func defaultBackend() Backend { return NativeBackend() }
 
 type libquorumStub struct{}
 

@@ -7,8 +7,10 @@ import (
 
 // Option configures Open, Subscribe and (*Client).Subscribe. Options that
 // shape a connection (WithBackend, WithBackoff, WithoutReconnect,
-// WithTrustedUIDs) belong to Open and the package-level Subscribe; only
-// subscription options (WithLossless) may be given to (*Client).Subscribe.
+// WithTrustedUIDs) belong to Open; options that shape a subscription
+// (WithLossless) belong to (*Client).Subscribe; the package-level Subscribe,
+// which makes both, takes either. An option given where it has no effect is
+// an error matching ErrInvalidParam, not silently ignored.
 type Option interface {
 	apply(*settings)
 	name() string
@@ -107,18 +109,28 @@ func WithTrustedUIDs(uids ...uint32) Option {
 	}}
 }
 
-func buildSettings(opts []Option, allowConn bool) (settings, error) {
+// scope says which call the options are for.
+type scope uint8
+
+const (
+	forOpen            scope = iota // connection options only
+	forClientSubscribe              // subscription options only
+	forSubscribe                    // both
+)
+
+func buildSettings(opts []Option, sc scope) (settings, error) {
 	s := defaultSettings()
 	for _, o := range opts {
-		if o == nil {
+		switch {
+		case o == nil:
 			s.fail("nil Option")
-			continue
-		}
-		if o.connLevel() && !allowConn {
+		case o.connLevel() && sc == forClientSubscribe:
 			s.fail("%s configures a connection: pass it to Open, not to (*Client).Subscribe", o.name())
-			continue
+		case !o.connLevel() && sc == forOpen:
+			s.fail("%s configures a subscription: pass it to (*Client).Subscribe, not to Open", o.name())
+		default:
+			o.apply(&s)
 		}
-		o.apply(&s)
 	}
 	return s, s.err
 }

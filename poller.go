@@ -26,6 +26,12 @@ type poller struct {
 	connFd int // -1 when none is registered
 	events [4]unix.EpollEvent
 	dl     time.Time // the deadline currently set on file
+
+	// The state of the wait in progress, and the callback that fills it,
+	// made once so that a wait allocates nothing.
+	res    waitResult
+	werr   error
+	readFn func(epfd uintptr) bool
 }
 
 func newPoller() (*poller, error) {
@@ -56,7 +62,32 @@ func newPoller() (*poller, error) {
 		unix.Close(wfd)
 		return nil, fmt.Errorf("quorum: epoll fd: %w", err)
 	}
-	return &poller{file: f, rc: rc, wakeFd: wfd, connFd: -1}, nil
+	p := &poller{file: f, rc: rc, wakeFd: wfd, connFd: -1}
+	p.readFn = p.check
+	return p, nil
+}
+
+// check looks, without waiting, for ready fds; it is the callback of the
+// netpoller's read loop, which parks until the epoll fd is readable
+// whenever check returns false.
+func (p *poller) check(epfd uintptr) bool {
+	n, err := unix.EpollWait(int(epfd), p.events[:], 0)
+	if err == unix.EINTR {
+		return false
+	}
+	if err != nil {
+		p.werr = err
+		return true
+	}
+	for _, ev := range p.events[:n] {
+		switch int(ev.Fd) {
+		case p.wakeFd:
+			p.res.woken = true
+		case p.connFd:
+			p.res.conn = true
+		}
+	}
+	return n > 0
 }
 
 // setConn registers fd (level-triggered: it stays ready until the backend
@@ -109,26 +140,9 @@ func (p *poller) wait(deadline time.Time) (waitResult, error) {
 		}
 		p.dl = deadline
 	}
-	var werr error
-	err := p.rc.Read(func(epfd uintptr) bool {
-		n, err := unix.EpollWait(int(epfd), p.events[:], 0)
-		if err == unix.EINTR {
-			return false
-		}
-		if err != nil {
-			werr = err
-			return true
-		}
-		for _, ev := range p.events[:n] {
-			switch int(ev.Fd) {
-			case p.wakeFd:
-				r.woken = true
-			case p.connFd:
-				r.conn = true
-			}
-		}
-		return n > 0
-	})
+	p.res, p.werr = waitResult{}, nil
+	err := p.rc.Read(p.readFn)
+	r = p.res
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		r.timedOut = true
 		return r, nil
@@ -136,8 +150,8 @@ func (p *poller) wait(deadline time.Time) (waitResult, error) {
 	if err != nil {
 		return r, err
 	}
-	if werr != nil {
-		return r, fmt.Errorf("quorum: epoll_wait: %w", werr)
+	if p.werr != nil {
+		return r, fmt.Errorf("quorum: epoll_wait: %w", p.werr)
 	}
 	if r.woken {
 		var buf [8]byte

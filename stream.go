@@ -38,6 +38,7 @@ type Client struct {
 	ended   []*subscriber // private Client: ended, channel still to close
 	held    QuorumEvent   // the snapshot's nodelist event, until its quorum event
 	holding bool
+	batch   []queued // events of the dispatch in progress
 }
 
 // view is the state as corosync last described it.
@@ -66,7 +67,7 @@ const (
 //
 // ctx bounds only the connecting: the Client lives until Close.
 func Open(ctx context.Context, opts ...Option) (*Client, error) {
-	set, err := buildSettings(opts, true)
+	set, err := buildSettings(opts, forOpen)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +187,7 @@ func (c *Client) Subscribe(ctx context.Context, flags TrackFlags, opts ...Option
 	if err := flags.validate(); err != nil {
 		return nil, err
 	}
-	set, err := buildSettings(opts, false)
+	set, err := buildSettings(opts, forClientSubscribe)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +224,7 @@ func Subscribe(ctx context.Context, flags TrackFlags, opts ...Option) (<-chan Qu
 	if err := flags.validate(); err != nil {
 		return nil, err
 	}
-	set, err := buildSettings(opts, true)
+	set, err := buildSettings(opts, forSubscribe)
 	if err != nil {
 		return nil, err
 	}
@@ -361,6 +362,7 @@ func (c *Client) run(conn Conn) {
 // serve dispatches conn until it fails (returning why) or the client closes
 // (returning nil).
 func (c *Client) serve(conn Conn) error {
+	notify := c.notify // one method value, not one per dispatch
 	for {
 		r, err := c.poll.wait(time.Time{})
 		if err != nil {
@@ -371,7 +373,8 @@ func (c *Client) serve(conn Conn) error {
 		}
 		if r.conn {
 			c.mu.Lock()
-			err := conn.Dispatch(c.notify)
+			err := conn.Dispatch(notify)
+			c.flush()
 			c.mu.Unlock()
 			if err != nil {
 				return err
@@ -498,8 +501,9 @@ func (c *Client) shutdown() {
 	close(c.done)
 }
 
-// notify handles one notification; it runs inside conn.Dispatch, with c.mu
-// held, so it must never block.
+// notify handles one notification: it updates the view and queues the
+// event for flush. It runs inside conn.Dispatch, with c.mu held, so it must
+// never block.
 func (c *Client) notify(n Notification) {
 	initial := false
 	switch {
@@ -542,23 +546,51 @@ func (c *Client) notify(n Notification) {
 	c.deliver(ev, true)
 }
 
-// deliver hands ev to every subscriber it is for. snapEnd marks the last
-// event of a snapshot: one-shot subscriptions end after it.
+// queued is an event awaiting fan-out. snapEnd marks the last event of a
+// snapshot: one-shot subscriptions end after it.
+type queued struct {
+	ev      QuorumEvent
+	snapEnd bool
+}
+
+// deliver queues ev for fan-out at the end of the current dispatch.
 func (c *Client) deliver(ev QuorumEvent, snapEnd bool) {
+	c.batch = append(c.batch, queued{ev, snapEnd})
+}
+
+// flush hands the events of one dispatch to every subscriber they are for.
+// It goes subscriber by subscriber rather than event by event, so that a
+// change's nodelist and quorum events reach a waiting reader together and
+// wake it once.
+func (c *Client) flush() {
+	if len(c.batch) == 0 {
+		return
+	}
+	words := 0
+	for _, q := range c.batch {
+		words += len(q.ev.Members) + len(q.ev.Joined) + len(q.ev.Left)
+	}
 	for s := range c.subs {
-		switch {
-		case ev.Initial && s.skipSnapshot, !ev.Initial && s.needSnapshot,
-			!ev.Initial && !s.flags.wantsChanges():
-		default:
-			c.push(s, ev)
-		}
-		if snapEnd && !s.ended {
-			s.needSnapshot, s.skipSnapshot = false, false
-			if !s.flags.wantsChanges() {
-				c.end(s, nil)
+		// One allocation per subscriber for all the lists of the batch.
+		arena := make([]uint32, words)
+		for _, q := range c.batch {
+			ev := q.ev
+			switch {
+			case ev.Initial && s.skipSnapshot, !ev.Initial && s.needSnapshot,
+				!ev.Initial && !s.flags.wantsChanges():
+			default:
+				c.pushOwned(s, ev.ownIn(&arena))
+			}
+			if q.snapEnd && !s.ended {
+				s.needSnapshot, s.skipSnapshot = false, false
+				if !s.flags.wantsChanges() {
+					c.end(s, nil)
+				}
 			}
 		}
 	}
+	clear(c.batch) // drop the references to the members arrays
+	c.batch = c.batch[:0]
 }
 
 // diff returns the ids in b but not a, and in a but not b, in their order.

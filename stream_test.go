@@ -177,6 +177,10 @@ func TestInvalidOptions(t *testing.T) {
 			t.Errorf("%s: got %v, want ErrInvalidParam", name, err)
 		}
 	}
+	if _, err := quorum.Open(context.Background(), b, quorum.WithLossless(8)); !errors.Is(err, quorum.ErrInvalidParam) ||
+		!strings.Contains(err.Error(), "pass it to (*Client).Subscribe") {
+		t.Errorf("subscription option on Open: %v", err)
+	}
 	cl, err := quorum.Open(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)

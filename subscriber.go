@@ -34,10 +34,14 @@ func newSubscriber(flags TrackFlags, lossless int) *subscriber {
 
 // push delivers ev to s without ever blocking.
 func (c *Client) push(s *subscriber, ev QuorumEvent) {
+	c.pushOwned(s, ev.own())
+}
+
+// pushOwned is push for an event whose lists already belong to s.
+func (c *Client) pushOwned(s *subscriber, ev QuorumEvent) {
 	if s.ended {
 		return
 	}
-	ev = ev.own()
 	if s.limit == 0 {
 		s.coalesce(ev)
 		return
@@ -148,8 +152,17 @@ func union(a, b []uint32) []uint32 {
 // own returns ev with its lists copied into one new array, so that no two
 // subscribers, nor the engine, share memory the receiver might modify.
 func (ev QuorumEvent) own() QuorumEvent {
+	buf := make([]uint32, len(ev.Members)+len(ev.Joined)+len(ev.Left))
+	return ev.ownIn(&buf)
+}
+
+// ownIn is own with the lists copied to the front of *arena, which must be
+// large enough; *arena is advanced past them. Each list is capped, so that
+// an append by the receiver reallocates instead of overwriting the next.
+func (ev QuorumEvent) ownIn(arena *[]uint32) QuorumEvent {
 	m, j, l := len(ev.Members), len(ev.Joined), len(ev.Left)
-	buf := make([]uint32, m+j+l)
+	buf := (*arena)[:m+j+l]
+	*arena = (*arena)[m+j+l:]
 	copy(buf, ev.Members)
 	copy(buf[m:], ev.Joined)
 	copy(buf[m+j:], ev.Left)
