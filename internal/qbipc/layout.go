@@ -73,7 +73,8 @@ func encodeConnRequest(maxMsgSize uint32) []byte {
 	return b
 }
 
-// errShortConnResponse and friends describe a malformed handshake answer.
+// errMalformed is the cause of every error about data from the server that
+// breaks the protocol's rules.
 var errMalformed = errors.New("malformed message from server")
 
 // parseConnResponse decodes a connection response. It checks the fixed

@@ -14,13 +14,13 @@ import (
 // for requests (one byte per request) and for events (one byte per event,
 // which the client reads back as its acknowledgement).
 type shmTransport struct {
-	setup              int
-	req, resp, ev      *ring
-	doorbellsOwed      int // request doorbells not yet written (socket full)
-	evMu               sync.Mutex
-	acksOwed           int // event doorbells not yet read
-	closeMu            sync.Once
-	doorbellBuf, ackBf [1]byte
+	setup               int
+	req, resp, ev       *ring
+	doorbellsOwed       int // request doorbells not yet written (socket full)
+	evMu                sync.Mutex
+	acksOwed            int // event doorbells not yet read
+	closeOnce           sync.Once
+	doorbellBuf, ackBuf [1]byte
 }
 
 func openSHM(setup int, r connResponse, maxMsg uint32, dir string) (t *shmTransport, err error) {
@@ -136,7 +136,7 @@ func (t *shmTransport) readEvent() ([]byte, bool, error) {
 // left to the caller's hang-up check.
 func (t *shmTransport) readAcks() {
 	for t.acksOwed > 0 {
-		n, _, err := unix.Recvfrom(t.setup, t.ackBf[:], unix.MSG_DONTWAIT)
+		n, _, err := unix.Recvfrom(t.setup, t.ackBuf[:], unix.MSG_DONTWAIT)
 		if err == unix.EINTR {
 			continue
 		}
@@ -150,7 +150,7 @@ func (t *shmTransport) readAcks() {
 func (t *shmTransport) pollFd() int { return t.setup }
 
 func (t *shmTransport) close() {
-	t.closeMu.Do(func() {
+	t.closeOnce.Do(func() {
 		t.req.close()
 		t.resp.close()
 		t.ev.close()
