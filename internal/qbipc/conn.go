@@ -99,6 +99,11 @@ func (c *Conn) Request(ctx context.Context, msg []byte, match func(ResponseHeade
 		return nil, &cs.Error{Op: op, Code: cs.ErrInvalidParam,
 			Err: fmt.Errorf("request of %d bytes: must hold a header and be at most %d bytes", len(msg), c.maxMsg)}
 	}
+	// A context that has already ended must not send anything: select
+	// below would pick at random between it and a free token.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case c.reqs <- struct{}{}:
 	case <-ctx.Done():

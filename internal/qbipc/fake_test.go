@@ -831,3 +831,21 @@ func TestDispatchDuringRequests(t *testing.T) {
 		}
 	})
 }
+
+// TestCancelledContext: a request whose context has already ended sends
+// nothing, so the server sees no request and the connection has nothing
+// pending.
+func TestCancelledContext(t *testing.T) {
+	s := qbipctest.Start(t, qbipctest.Options{})
+	c, sc := mustDial(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := 0; i < 20; i++ {
+		if _, err := c.Request(ctx, msg(0, 16, 0), any); !errors.Is(err, context.Canceled) {
+			t.Fatalf("request with a cancelled context: %v", err)
+		}
+	}
+	if req, err := sc.ReadRequest(50 * time.Millisecond); err == nil {
+		t.Fatalf("server received %x", req)
+	}
+}
