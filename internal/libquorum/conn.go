@@ -220,8 +220,8 @@ func (c *Conn) makePollFd(event, setup int) error {
 // where libquorum's descriptor is a datagram socket that never sees the
 // server exit, it is an epoll set of the Conn's holding that socket and the
 // setup socket. Either way it belongs to the Conn: do not read, close or
-// change its flags, and do not wrap it in an *os.File (which would close it,
-// and set it non-blocking, under libquorum's feet).
+// change its flags, and do not wrap it in an *os.File, which would take
+// ownership of the number and eventually close it under libquorum's feet.
 func (c *Conn) Fd() int {
 	if c.pollFd >= 0 {
 		return c.pollFd
