@@ -117,6 +117,12 @@ func (n narrator) say(format string, args ...any) {
 // run is the whole demo; it returns the exit status. stdout receives
 // quorumwatch's output, stderr the narration and quorumwatch's diagnostics.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, stdout, stderr, testcluster.Available)
+}
+
+// runWith is run with the check for a usable cluster passed in, so that a
+// test can take the fallback path on a machine that could run a cluster.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, available func() error) int {
 	o, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -138,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer cleanup()
 
-	if err := testcluster.Available(); err != nil {
+	if err := available(); err != nil {
 		n.say("a real corosync cluster cannot run here: %v", err)
 		n.say("playing quorumwatch's simulated cluster instead (quorumwatch --sim)")
 		return runSim(ctx, bin, o, stdout, stderr, n)
