@@ -564,7 +564,15 @@ func TestHelperQuorate(t *testing.T) {
 	if name == "" {
 		t.Skip("runs only as the helper process of the conformance suite")
 	}
-	b := realBackends()[name]
+	var b quorum.Backend
+	for _, v := range realVariants() {
+		if v.name == name {
+			b = v.backend
+		}
+	}
+	if b == nil {
+		t.Fatalf("no backend %q in this build", name)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := quorum.Open(ctx, quorum.WithBackend(b), quorum.WithoutReconnect())
@@ -602,16 +610,28 @@ func (b nodeBackend) Connect(ctx context.Context, p quorum.ConnectParams) (quoru
 	return conn, err
 }
 
-// realBackends are the real backends built into this test binary.
-func realBackends() map[string]quorum.Backend {
-	m := map[string]quorum.Backend{}
-	for name, b := range map[string]quorum.Backend{"libquorum": quorum.LibquorumBackend()} {
-		_, err := b.Connect(canceled(), quorum.ConnectParams{})
+// variant is a real backend on a real cluster in one IPC mode.
+type variant struct {
+	name    string
+	backend quorum.Backend
+	opts    []testcluster.Option
+}
+
+// realVariants are the real backends built into this test binary, each in
+// the IPC modes it supports: corosync's default shared memory, and sockets.
+func realVariants() []variant {
+	var vs []variant
+	for _, v := range []variant{
+		{"libquorum", quorum.LibquorumBackend(), nil},
+		{"native", quorum.NativeBackend(), nil},
+		{"native-socket", quorum.NativeBackend(), []testcluster.Option{testcluster.SocketIPC()}},
+	} {
+		_, err := v.backend.Connect(canceled(), quorum.ConnectParams{})
 		if !errors.Is(err, quorum.ErrNotSupported) {
-			m[name] = b
+			vs = append(vs, v)
 		}
 	}
-	return m
+	return vs
 }
 
 func canceled() context.Context {
@@ -624,14 +644,14 @@ func TestConformance(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run("sim/"+sc.name, func(t *testing.T) { sc.run(t, newSimEnv(t)) })
 	}
-	backends := realBackends()
-	if len(backends) == 0 {
-		t.Log("no real backend is built in (build with -tags libquorum): only the simulated cluster was checked")
+	variants := realVariants()
+	if len(variants) == 0 {
+		t.Log("no real backend is built in: only the simulated cluster was checked")
 	}
-	for name, b := range backends {
-		t.Run(name, func(t *testing.T) {
-			cl := testcluster.Start(t, conformanceNodes)
-			e := &realEnv{cl: cl, inner: b, name: name, frozen: map[int]bool{}, cuts: map[int]bool{}}
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			cl := testcluster.Start(t, conformanceNodes, v.opts...)
+			e := &realEnv{cl: cl, inner: v.backend, name: v.name, frozen: map[int]bool{}, cuts: map[int]bool{}}
 			for _, sc := range scenarios {
 				t.Run(sc.name, func(t *testing.T) {
 					e.reset(t)
