@@ -36,13 +36,6 @@ func newNode(t *testing.T, ipc string) *node {
 	return &node{t: t, cl: testcluster.Start(t, 1, opts...), i: 1}
 }
 
-func (n *node) start() {
-	n.t.Helper()
-	if err := n.cl.Start(n.i); err != nil {
-		n.t.Fatal(err)
-	}
-}
-
 func (n *node) kill() {
 	n.t.Helper()
 	if err := n.cl.Kill(n.i); err != nil {

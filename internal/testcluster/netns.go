@@ -114,12 +114,16 @@ func gone(pid int) bool {
 // are gone. Processes that are not our children are reaped by init, so
 // absence (or zombie state) is what is waited for.
 func killAndWait(ctx context.Context, pids []int) error {
+	var killed []int
 	for _, pid := range pids {
+		// Never this process: a thread of it may sit in a node's
+		// namespace (InNode), which makes `ip netns pids` list it.
 		if pid > 1 && pid != os.Getpid() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killed = append(killed, pid)
 		}
 	}
-	for _, pid := range pids {
+	for _, pid := range killed {
 		for !gone(pid) {
 			if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
 				return fmt.Errorf("pid %d survived SIGKILL: %w", pid, err)
