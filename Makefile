@@ -16,6 +16,9 @@ DEMO_SIM ?=
 # corosync and its tools run the cluster, the -dev packages, pkg-config and a
 # C compiler build the libquorum backend (cgo), iproute2 makes the network
 # namespaces, util-linux has setpriv.
+# The binaries live in a temporary folder for one run: stamping them with
+# VCS data buys nothing, and fails for a user who does not own the checkout.
+DEMO_BUILDFLAGS := -buildvcs=false
 DEMO_PKGS := corosync libquorum-dev libcorosync-common-dev pkg-config iproute2 util-linux gcc libc6-dev
 
 # Each recipe runs in one shell, so that its temporary folder and traps
@@ -39,7 +42,7 @@ demo:
 	trap 'rm -rf "$$tmp"; exit 130' INT TERM
 	if [ -n "$(DEMO_SIM)" ] || [ "$$(id -u)" -ne 0 ]; then
 		echo "make demo: a real cluster needs root (it creates network namespaces and runs corosync in them), so this plays quorumwatch's simulated cluster instead"
-		"$(GO)" build -o "$$tmp/quorumwatch" ./cmd/quorumwatch
+		"$(GO)" build $(DEMO_BUILDFLAGS) -o "$$tmp/quorumwatch" ./cmd/quorumwatch
 		rc=0
 		"$$tmp/quorumwatch" --sim $(if $(filter -json --json,$(DEMO_FLAGS)),--json) || rc=$$?
 		exit $$rc
@@ -62,8 +65,8 @@ demo:
 		exit 1
 	fi
 	echo "make demo: building quorumwatch and the demo with -tags libquorum"
-	"$(GO)" build -tags libquorum -o "$$tmp/quorumwatch" ./cmd/quorumwatch
-	"$(GO)" build -tags libquorum -o "$$tmp/demo" ./internal/cmd/demo
+	"$(GO)" build $(DEMO_BUILDFLAGS) -tags libquorum -o "$$tmp/quorumwatch" ./cmd/quorumwatch
+	"$(GO)" build $(DEMO_BUILDFLAGS) -tags libquorum -o "$$tmp/demo" ./internal/cmd/demo
 	# Ctrl-C reaches the demo too, which then tears the cluster down: the
 	# shell waits for that instead of dying first.
 	trap '' INT
