@@ -39,6 +39,9 @@ type Config struct {
 // ctx.Err() when ctx ends first.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	const op = "qb_ipcc_connect"
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if cfg.Service == "" || strings.IndexByte(cfg.Service, 0) >= 0 {
 		return nil, &cs.Error{Op: op, Code: cs.ErrInvalidParam, Err: fmt.Errorf("bad service name %q", cfg.Service)}
 	}
