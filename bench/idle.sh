@@ -21,7 +21,8 @@
 # Needs root, corosync, libquorum-dev, libcorosync-common-dev, pkg-config, a C
 # compiler and Go. It starts corosync in a network namespace of its own
 # (qidle-PID) on loopback only, and removes it and every client on exit.
-# Extra environment (GODEBUG, GOMAXPROCS, ...) reaches the Go clients as is.
+# Extra environment (GODEBUG, GOMAXPROCS, ...) reaches the Go clients as is;
+# IDLE_THREADS=1 also lists the switches of each thread that had any.
 set -eu
 
 secs=${1:-10}
@@ -144,27 +145,31 @@ for n in $names; do
 done
 sleep 2
 
-# sample PID: "SWITCHES THREADS TIDS", summed over the threads alive now. A
-# thread may exit between the glob and the read: its file is then skipped.
+# sample PID FILE: prints "SWITCHES THREADS TIDS", summed over the threads
+# alive now, and writes "TID SWITCHES" per thread to FILE. A thread may exit
+# between the glob and the read: its file is then skipped.
 sample() {
 	for t in /proc/"$1"/task/*; do
 		s=$(cat "$t/status" 2>/dev/null) || continue
 		printf '%s\n%s\n' "tid ${t##*/}" "$s"
-	done | awk '
-		$1 == "tid" { n++; tids = tids "," $2 }
-		$1 == "voluntary_ctxt_switches:" || $1 == "nonvoluntary_ctxt_switches:" { sum += $2 }
-		END { printf "%d %d %s\n", sum, n, substr(tids, 2) }'
+	done | awk -v out="$2" '
+		$1 == "tid" { n++; tid = $2; tids = tids "," tid; per[tid] = 0 }
+		$1 == "voluntary_ctxt_switches:" || $1 == "nonvoluntary_ctxt_switches:" { sum += $2; per[tid] += $2 }
+		END {
+			for (t in per) printf "%s %d\n", t, per[t] > out
+			printf "%d %d %s\n", sum, n, substr(tids, 2)
+		}'
 }
 
 for n in $names; do
 	eval "p=\$pid_$n"
-	eval "s0_$n=\$(sample $p)"
+	eval "s0_$n=\$(sample $p $work/$n.t0)"
 done
 t0=$(date +%s.%N)
 sleep "$secs"
 for n in $names; do
 	eval "p=\$pid_$n"
-	eval "s1_$n=\$(sample $p)"
+	eval "s1_$n=\$(sample $p $work/$n.t1)"
 done
 t1=$(date +%s.%N)
 
@@ -188,6 +193,13 @@ for n in $names; do
 		note=" [threads changed: $th0 at start, $th1 at end]"
 	fi
 	echo "$label: $((c1 - c0)) context switches in $took s ($th1 threads)$note"
+	# IDLE_THREADS=1 shows which threads woke (thread ids in creation
+	# order: in a Go process the one after the main thread runs sysmon).
+	if [ "${IDLE_THREADS:-0}" = 1 ]; then
+		awk 'NR == FNR { before[$1] = $2; next }
+			$2 != before[$1] { printf "    thread %s: %d\n", $1, $2 - before[$1] }' \
+			"$work/$n.t0" "$work/$n.t1" | sort -k2n
+	fi
 	# Anything that printed more than its snapshot was not idle.
 	if [ "$(wc -l <"$work/$n.out")" -ne 2 ]; then
 		echo "  (it received events besides its snapshot:)"
