@@ -25,6 +25,9 @@ type transport interface {
 	waitResponse(d time.Duration) ([]byte, bool, error)
 	// wake makes a waitResponse in progress return.
 	wake()
+	// poke retries any notification of the server that could not be
+	// sent yet (SHM doorbells on a full socket); never concurrent with send.
+	poke() error
 	// readEvent returns the next queued event without waiting, and
 	// acknowledges it to the server as libqb's client does.
 	readEvent() ([]byte, bool, error)
@@ -215,6 +218,10 @@ func (c *Conn) await(cl *call, match func(ResponseHeader) bool) {
 		}
 		if hungUp(c.setup) {
 			cl.err = lostErr(op)
+			return
+		}
+		if err := c.tr.poke(); err != nil {
+			cl.err = wrapErr(op, err)
 			return
 		}
 	}

@@ -849,3 +849,85 @@ func TestCancelledContext(t *testing.T) {
 		t.Fatalf("server received %x", req)
 	}
 }
+
+// TestDoorbellBackpressure: a server that reads its ring but not its
+// doorbells fills the setup socket; the client owes doorbells, holds later
+// requests until the server reads, and in the end rings once per request.
+func TestDoorbellBackpressure(t *testing.T) {
+	s := qbipctest.Start(t, qbipctest.Options{})
+	c, sc := mustDial(t, s)
+	// The smallest send buffer holds only a few one-byte messages.
+	if err := unix.SetsockoptInt(c.setup, unix.SOL_SOCKET, unix.SO_SNDBUF, 1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		deadline := time.Now().Add(10 * time.Second)
+		for got := 0; got < n && time.Now().Before(deadline); {
+			// Read the ring directly, ignoring the doorbells.
+			req, ok, err := sc.Request.Read()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !ok {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			if err := sc.Respond(resp(0, 32, req[0])); err != nil {
+				t.Error(err)
+				return
+			}
+			got++
+		}
+	}()
+	rang := 0
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := 0; i < n; i++ {
+			r, err := c.Request(ctx, msg(int32(i), 16, 0), any)
+			if err != nil {
+				done <- fmt.Errorf("request %d: %w", i, err)
+				return
+			}
+			if r[24] != byte(i)+24 {
+				done <- fmt.Errorf("request %d: response %x", i, r)
+				return
+			}
+		}
+		done <- nil
+	}()
+	// Let the socket fill and the client stall, then read doorbells.
+	time.Sleep(200 * time.Millisecond)
+	var b [64]byte
+	for {
+		select {
+		case err := <-done:
+			<-answered
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Doorbells still in flight after the last response.
+			for rang < n {
+				if err := waitReadable(sc.Setup, time.Second); err != nil {
+					t.Fatalf("%d doorbells for %d requests", rang, n)
+				}
+				k, _ := unix.Read(sc.Setup, b[:])
+				rang += k
+			}
+			if rang != n {
+				t.Fatalf("%d doorbells for %d requests", rang, n)
+			}
+			return
+		default:
+		}
+		if waitReadable(sc.Setup, 20*time.Millisecond) == nil {
+			k, _ := unix.Read(sc.Setup, b[:])
+			rang += k
+		}
+	}
+}
