@@ -64,20 +64,22 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 	}()
 	raw, peer, err := handshake(ctx, fd, cfg.Service, maxMsg)
-	var resp connResponse
-	if err == nil {
-		resp, err = parseConnResponse(raw)
-	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return nil, err
 		}
 		return nil, wrapErr(op, err)
 	}
+	// Whom we talk to comes first: nothing an untrusted process says is
+	// worth parsing.
 	if peer.Uid != 0 && !slices.Contains(cfg.TrustedUIDs, peer.Uid) {
 		return nil, &cs.Error{Op: op, Code: cs.ErrSecurity, Err: fmt.Errorf(
 			"the process serving %q (pid %d) runs as uid %d, which is not trusted: only root is, "+
 				"unless quorum.WithTrustedUIDs(%d) allows it", cfg.Service, peer.Pid, peer.Uid, peer.Uid)}
+	}
+	resp, err := parseConnResponse(raw)
+	if err != nil {
+		return nil, wrapErr(op, err)
 	}
 	if resp.Error != 0 {
 		return nil, wrapErr(op, fmt.Errorf("server refused the connection: %w", unix.Errno(-resp.Error)))
