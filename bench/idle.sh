@@ -6,8 +6,8 @@
 #
 # Each client subscribes with CURRENT|CHANGES and then waits for events that
 # never come (nothing changes in a 1-node cluster). Once every client has
-# printed its snapshot and 2 more seconds have passed, the script sums
-# voluntary_ctxt_switches + nonvoluntary_ctxt_switches over all of each
+# printed its snapshot and 2 more seconds have passed (IDLE_SETTLE), the
+# script sums voluntary_ctxt_switches + nonvoluntary_ctxt_switches over all of each
 # process's threads (/proc/PID/task/*/status), twice, SECONDS apart, and
 # prints the difference. All clients are measured over the same window:
 #   - C libquorum: bench/c/idle_watch.c, ppoll(2) on quorum_fd_get's fd
@@ -22,13 +22,23 @@
 # compiler and Go. It starts corosync in a network namespace of its own
 # (qidle-PID) on loopback only, and removes it and every client on exit.
 # Extra environment (GODEBUG, GOMAXPROCS, ...) reaches the Go clients as is;
-# IDLE_THREADS=1 also lists the switches of each thread that had any.
+# IDLE_THREADS=1 also lists the switches of each thread that had any, and
+# IDLE_SETTLE=N waits N seconds instead of 2 between the snapshots and the
+# window (the Go runtime's sysmon thread wakes once a minute after start, so
+# IDLE_SETTLE=55 puts that wake-up inside a 10 s window).
 set -eu
 
 secs=${1:-10}
 case $secs in
 '' | *[!0-9]* | 0)
 	echo "usage: idle.sh [SECONDS]  (a whole number of seconds, at least 1)" >&2
+	exit 2
+	;;
+esac
+settle=${IDLE_SETTLE:-2}
+case $settle in
+'' | *[!0-9]*)
+	echo "idle.sh: IDLE_SETTLE=$settle: want a whole number of seconds" >&2
 	exit 2
 	;;
 esac
@@ -143,7 +153,7 @@ for n in $names; do
 		sleep 0.1
 	done
 done
-sleep 2
+sleep "$settle"
 
 # sample PID FILE: prints "SWITCHES THREADS TIDS", summed over the threads
 # alive now, and writes "TID SWITCHES" per thread to FILE. A thread may exit
@@ -196,9 +206,10 @@ for n in $names; do
 	# IDLE_THREADS=1 shows which threads woke (thread ids in creation
 	# order: in a Go process the one after the main thread runs sysmon).
 	if [ "${IDLE_THREADS:-0}" = 1 ]; then
-		awk 'NR == FNR { before[$1] = $2; next }
-			$2 != before[$1] { printf "    thread %s: %d\n", $1, $2 - before[$1] }' \
-			"$work/$n.t0" "$work/$n.t1" | sort -k2n
+		sort -n "$work/$n.t1" | awk 'NR == FNR { before[$1] = $2; next }
+			{ i++ }
+			$2 != before[$1] { printf "    thread %s (#%d by tid): %d\n", $1, i, $2 - before[$1] }' \
+			"$work/$n.t0" -
 	fi
 	# Anything that printed more than its snapshot was not idle.
 	if [ "$(wc -l <"$work/$n.out")" -ne 2 ]; then
