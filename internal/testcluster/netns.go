@@ -17,6 +17,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// The main goroutine keeps the process's main thread to itself. InNode runs
+// fn on a locked thread that the runtime discards afterwards, but the main
+// thread is never discarded: were fn to run there, the whole process would
+// stay in the node's network namespace (and `ip netns pids`, which teardown
+// kills, would list it).
+func init() { runtime.LockOSThread() }
+
 // netnsDir is where `ip netns add` mounts named namespaces.
 const netnsDir = "/run/netns"
 
