@@ -6,8 +6,9 @@ import "context"
 // Connect again after a connection is lost; a Backend must therefore be
 // reusable and safe for concurrent use.
 //
-// This package provides the libquorum backend (build tag libquorum), and the
-// simulated one (SimCluster.Backend). A Backend is chosen with WithBackend.
+// This package provides NativeBackend (pure Go), LibquorumBackend (cgo,
+// build tag libquorum) and the simulated SimCluster.Backend. A Backend is
+// chosen with WithBackend.
 type Backend interface {
 	// Connect opens a connection with quorum model V1 semantics. It returns
 	// an error matching ErrTryAgain while corosync starts, ErrConnectionLost

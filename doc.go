@@ -61,8 +61,10 @@
 //
 // # Backends
 //
-// A Backend opens connections: LibquorumBackend uses corosync's C library
-// (build with -tags libquorum); SimCluster.Backend is a simulated cluster for
+// A Backend opens connections. NativeBackend speaks corosync's IPC protocol
+// in Go (it works with CGO_ENABLED=0) and is the default; LibquorumBackend
+// uses corosync's C library and becomes the default when the program is
+// built with -tags libquorum; SimCluster.Backend is a simulated cluster for
 // tests and demos, driven through the same engine. The engine waits on the
 // connection's file descriptor through the Go netpoller, so an idle
 // subscribed process makes no wake-ups at all.

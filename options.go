@@ -54,11 +54,11 @@ func (o option) connLevel() bool   { return o.conn }
 
 // WithBackend chooses how to reach corosync. Without it, Open uses the
 // libquorum backend when the program was built with -tags libquorum, and
-// otherwise fails with ErrNotSupported.
+// the pure-Go NativeBackend otherwise.
 func WithBackend(b Backend) Option {
 	return option{"WithBackend", true, func(s *settings) {
 		if b == nil {
-			s.fail("WithBackend(nil): pass a Backend such as LibquorumBackend() or a SimCluster's Backend")
+			s.fail("WithBackend(nil): pass a Backend such as NativeBackend(), LibquorumBackend() or a SimCluster's Backend")
 			return
 		}
 		s.backend = b

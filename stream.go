@@ -78,9 +78,8 @@ func open(ctx context.Context, set settings, private bool) (*Client, error) {
 	if set.backend == nil {
 		set.backend = defaultBackend()
 		if set.backend == nil {
-			return nil, fmt.Errorf("%w: no corosync backend is built into this program: "+
-				"build with -tags libquorum (cgo, packages libquorum-dev and pkg-config), "+
-				"or choose one with WithBackend", ErrNotSupported)
+			return nil, fmt.Errorf("%w: no corosync backend is built into this program "+
+				"for this platform: choose one with WithBackend", ErrNotSupported)
 		}
 	}
 	if err := ctx.Err(); err != nil {
