@@ -112,7 +112,11 @@ type QuorumEvent struct {
 	// reconnection.
 	Initial bool
 	// Quorate reports whether this node's partition has quorum. It is false
-	// whenever the state is unknown (disconnected, error).
+	// whenever the state is unknown (disconnected, error). On a nodelist
+	// event after a membership change it is still the value corosync last
+	// reported: the quorum event for the new ring, which corosync sends
+	// right after, carries the new one. (A snapshot's nodelist event has
+	// the snapshot's value.)
 	Quorate bool
 	// RingID identifies the membership that Members describes.
 	RingID RingID
