@@ -48,7 +48,21 @@ work=$(mktemp -d /tmp/qidle-XXXXXX)
 cpid=
 clients=
 
+spid=
+
+# pause N: sleeps in the background, because the shell runs a trap only
+# once the foreground command ends, and wait returns at once on a signal.
+pause() {
+	sleep "$1" &
+	spid=$!
+	wait "$spid"
+	spid=
+}
+
 cleanup() {
+	if [ -n "$spid" ]; then
+		kill "$spid" 2>/dev/null || true
+	fi
 	for p in $clients; do
 		kill "$p" 2>/dev/null || true
 	done
@@ -153,7 +167,7 @@ for n in $names; do
 		sleep 0.1
 	done
 done
-sleep "$settle"
+pause "$settle"
 
 # sample PID FILE: prints "SWITCHES THREADS TIDS", summed over the threads
 # alive now, and writes "TID SWITCHES" per thread to FILE. A thread may exit
@@ -176,7 +190,7 @@ for n in $names; do
 	eval "s0_$n=\$(sample $p $work/$n.t0)"
 done
 t0=$(date +%s.%N)
-sleep "$secs"
+pause "$secs"
 for n in $names; do
 	eval "p=\$pid_$n"
 	eval "s1_$n=\$(sample $p $work/$n.t1)"
