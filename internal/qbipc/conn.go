@@ -23,6 +23,10 @@ type transport interface {
 	// waitResponse returns the next response, sleeping up to d for one
 	// (d = 0: not at all). It returns early, with none, after wake.
 	waitResponse(d time.Duration) ([]byte, bool, error)
+	// spinResponse busy-waits until deadline for the next response and
+	// never sleeps; a transport where checking costs a system call
+	// returns none at once.
+	spinResponse(deadline time.Time) ([]byte, bool, error)
 	// wake makes a waitResponse in progress return.
 	wake()
 	// poke retries any notification of the server that could not be
@@ -134,7 +138,6 @@ func (c *Conn) Request(ctx context.Context, msg []byte, match func(ResponseHeade
 		}
 		return nil, wrapErr(op, err)
 	}
-	cl := &call{done: make(chan struct{})}
 	// Registering the waiter under the read lock orders it before Close's
 	// Wait, or lets it see closed: the waiter must not outlive the mappings.
 	c.life.RLock()
@@ -144,13 +147,65 @@ func (c *Conn) Request(ctx context.Context, msg []byte, match func(ResponseHeade
 	}
 	c.waiters.Add(1)
 	c.life.RUnlock()
-	go c.await(cl, match)
-	select {
-	case <-cl.done:
+	// Most responses arrive within microseconds: catching them here, on the
+	// caller's goroutine, saves a futex sleep and wake and a goroutine
+	// hand-off, which cost more than the round trip itself.
+	var cl call
+	if c.spin(&cl, match) {
+		c.waiters.Done()
 		return cl.resp, cl.err
+	}
+	if ctx.Done() == nil {
+		// Nothing can abandon this wait but Close, which the wait
+		// notices, so it needs no goroutine of its own.
+		c.await(&cl, match)
+		c.waiters.Done()
+		return cl.resp, cl.err
+	}
+	pc := &call{done: make(chan struct{})}
+	go func() {
+		defer c.waiters.Done()
+		defer close(pc.done)
+		c.await(pc, match)
+	}()
+	select {
+	case <-pc.done:
+		return pc.resp, pc.err
 	case <-ctx.Done():
-		c.pending = cl
+		c.pending = pc
 		return nil, ctx.Err()
+	}
+}
+
+// spinFor bounds the busy wait for a response right after a request is
+// sent: long enough for an idle corosync to answer, short enough that a
+// slow one costs little CPU before the waiter sleeps.
+const spinFor = 40 * time.Microsecond
+
+// spin waits for the response without sleeping, at most spinFor; it reports
+// whether cl now holds the outcome. Transports where checking for a
+// response costs a system call do not spin.
+func (c *Conn) spin(cl *call, match func(ResponseHeader) bool) bool {
+	const op = "qb_ipcc_recv"
+	deadline := time.Now().Add(spinFor)
+	for {
+		msg, ok, err := c.tr.spinResponse(deadline)
+		switch {
+		case err != nil:
+			cl.err = wrapErr(op, err)
+			return true
+		case !ok:
+			return false
+		}
+		h, err := ParseResponseHeader(msg)
+		if err != nil {
+			cl.err = wrapErr(op, err)
+			return true
+		}
+		if match(h) {
+			cl.resp = msg
+			return true
+		}
 	}
 }
 
@@ -187,13 +242,12 @@ func (c *Conn) sendOnce(msg []byte) error {
 	return c.tr.send(msg)
 }
 
-// await runs in its own goroutine so that the requester can leave when its
-// context ends; it blocks in bounded futex or poll sleeps. Close waits for
+// await waits for the response in bounded futex or poll sleeps, on the
+// caller's goroutine or, when the caller may leave as its context ends, on
+// one of its own. The caller registered it in c.waiters, and Close waits for
 // it before unmapping anything it touches.
 func (c *Conn) await(cl *call, match func(ResponseHeader) bool) {
 	const op = "qb_ipcc_recv"
-	defer c.waiters.Done()
-	defer close(cl.done)
 	for {
 		if c.closed.Load() {
 			cl.err = &cs.Error{Op: op, Code: cs.ErrBadHandle, Err: ErrClosed}

@@ -455,30 +455,42 @@ func TestHangUpWhileWaiting(t *testing.T) {
 	})
 }
 
+// TestCloseWhileWaiting: Close ends a request waiting on the caller's
+// goroutine (a context without a Done channel) and one waiting on a
+// goroutine of its own (a context that can end).
 func TestCloseWhileWaiting(t *testing.T) {
 	forTransports(t, func(t *testing.T, socket bool) {
-		s := qbipctest.Start(t, qbipctest.Options{Socket: socket})
-		c, _ := mustDial(t, s)
-		done := make(chan error, 1)
-		go func() {
-			_, err := c.Request(context.Background(), msg(0, 16, 0), any)
-			done <- err
-		}()
-		time.Sleep(50 * time.Millisecond)
-		start := time.Now()
-		c.Close()
-		select {
-		case err := <-done:
-			if !errors.Is(err, ErrClosed) {
-				t.Fatalf("waiting request after Close: %v", err)
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("Close did not end the waiting request")
-		}
-		if el := time.Since(start); el > time.Second {
-			t.Fatalf("Close took %v", el)
-		}
+		t.Run("background", func(t *testing.T) { closeWhileWaiting(t, socket, context.Background()) })
+		t.Run("deadline", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			closeWhileWaiting(t, socket, ctx)
+		})
 	})
+}
+
+func closeWhileWaiting(t *testing.T, socket bool, ctx context.Context) {
+	s := qbipctest.Start(t, qbipctest.Options{Socket: socket})
+	c, _ := mustDial(t, s)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Request(ctx, msg(0, 16, 0), any)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("waiting request after Close: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not end the waiting request")
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("Close took %v", el)
+	}
 }
 
 func TestRefused(t *testing.T) {

@@ -205,6 +205,20 @@ func (r *ring) waitRead(d time.Duration) (msg []byte, ok bool, err error) {
 	return r.take()
 }
 
+// spinRead is read, but keeps looking until deadline. The clock is read
+// only every few dozen looks: it costs more than a look.
+func (r *ring) spinRead(deadline time.Time) (msg []byte, ok bool, err error) {
+	defer guard(&err)()
+	for i := 1; ; i++ {
+		if r.sem.tryWait() {
+			return r.take()
+		}
+		if i%64 == 0 && !time.Now().Before(deadline) {
+			return nil, false, nil
+		}
+	}
+}
+
 // take reads the chunk at the read pointer, for which the caller has taken
 // a semaphore unit.
 func (r *ring) take() (msg []byte, ok bool, err error) {

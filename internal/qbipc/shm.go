@@ -111,6 +111,12 @@ func (t *shmTransport) waitResponse(d time.Duration) ([]byte, bool, error) {
 	return t.resp.waitRead(d)
 }
 
+// spinResponse watches the semaphore: a load from shared memory, with no
+// waiter registered, so corosync's sem_post issues no futex wake either.
+func (t *shmTransport) spinResponse(deadline time.Time) ([]byte, bool, error) {
+	return t.resp.spinRead(deadline)
+}
+
 func (t *shmTransport) wake() {
 	if t.resp != nil && t.resp.hdr != nil {
 		var err error

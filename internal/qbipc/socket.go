@@ -177,6 +177,10 @@ func (t *sockTransport) waitResponse(d time.Duration) ([]byte, bool, error) {
 	return t.recv(t.reqSock, ctlResponse)
 }
 
+// spinResponse does not spin: every check would be a recv system call,
+// and poll's sleep costs about as much.
+func (t *sockTransport) spinResponse(time.Time) ([]byte, bool, error) { return nil, false, nil }
+
 // poke has nothing to do: datagrams need no doorbell.
 func (t *sockTransport) poke() error { return nil }
 
