@@ -219,22 +219,49 @@ func TestRealMembership(t *testing.T) {
 }
 
 // BenchmarkQuorateNative measures getquorate round trips on one connection
-// to a real single-node corosync, over shared memory and over sockets.
+// to a real single-node corosync. Inside a network namespace where a
+// corosync already runs (bench/quorate.sh runs it in one, beside the C loop
+// and the libquorum benchmark), it uses that one; elsewhere it starts its
+// own, once over shared memory and once over sockets. It reports
+// roundtrips/s.
+//
+// "background" passes a context without a Done channel, which is waited
+// for on the calling goroutine; "deadline" passes one that could end, so
+// the wait must stay abandonable.
 func BenchmarkQuorateNative(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	c, err := Dial(ctx, nil)
+	cancel()
+	if err == nil {
+		defer c.Close()
+		benchQuorate(b, c)
+		return
+	}
 	for _, m := range []struct {
 		name   string
 		socket bool
 	}{{"shm", false}, {"socket", true}} {
 		n := startCorosync(b, m.socket)
 		c := n.dial(b)
-		b.Run(m.name, func(b *testing.B) {
-			ctx := context.Background()
-			for i := 0; i < b.N; i++ {
-				if _, err := c.Quorate(ctx); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		b.Run(m.name, func(b *testing.B) { benchQuorate(b, c) })
 		c.Close()
 	}
+}
+
+func benchQuorate(b *testing.B, c *Conn) {
+	run := func(b *testing.B, ctx context.Context) {
+		start := time.Now()
+		for b.Loop() {
+			if _, err := c.Quorate(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "roundtrips/s")
+	}
+	b.Run("background", func(b *testing.B) { run(b, context.Background()) })
+	b.Run("deadline", func(b *testing.B) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		run(b, ctx)
+	})
 }

@@ -41,23 +41,25 @@ const (
 // errFault is the cause when a mapping faulted (the file shrank under us).
 var errFault = errors.New("shared memory fault: a ring file was truncated or removed")
 
-// guard turns a memory fault in the calling function into an error. Use it
-// as: defer guard(&err)() at the top of every function that touches a
-// mapping, so that a server truncating a file cannot kill the process.
-func guard(err *error) func() {
-	old := debug.SetPanicOnFault(true)
-	return func() {
-		r := recover()
-		debug.SetPanicOnFault(old)
-		if r == nil {
-			return
-		}
-		if f, ok := r.(interface{ Addr() uintptr }); ok {
-			*err = fmt.Errorf("%w (address %#x)", errFault, f.Addr())
-			return
-		}
-		panic(r)
+// faultGuard and unguard turn a memory fault in the calling function into
+// an error. Use them as: defer unguard(&err, faultGuard()) at the top of
+// every function that touches a mapping, so that a server truncating a file
+// cannot kill the process. (A deferred call with arguments, not a returned
+// closure: this runs several times per request, and a closure allocates.)
+func faultGuard() bool { return debug.SetPanicOnFault(true) }
+
+// unguard must be the deferred function itself, for recover to work.
+func unguard(err *error, old bool) {
+	r := recover()
+	debug.SetPanicOnFault(old)
+	if r == nil {
+		return
 	}
+	if f, ok := r.(interface{ Addr() uintptr }); ok {
+		*err = fmt.Errorf("%w (address %#x)", errFault, f.Addr())
+		return
+	}
+	panic(r)
 }
 
 // ring is the client's view of one libqb ring buffer: a header file with
@@ -83,7 +85,7 @@ func openRing(base string, maxMsg uint32) (r *ring, err error) {
 			r = nil
 		}
 	}()
-	defer guard(&err)()
+	defer unguard(&err, faultGuard())
 	if r.hdr, err = mapFile(base+"-header", rbHdrSize, 0); err != nil {
 		return r, err
 	}
@@ -138,19 +140,20 @@ func mapFile(path string, min, size int) ([]byte, error) {
 func (r *ring) word32(b []byte, off int) *uint32 { return (*uint32)(unsafe.Pointer(&b[off])) }
 func (r *ring) refCount() *int32                 { return (*int32)(unsafe.Pointer(&r.hdr[rbRefCount])) }
 
-// userData is the int32 that libqb keeps after the header; on the request
-// ring it is the flow-control flag.
-func (r *ring) userData() (v int32, err error) {
-	defer guard(&err)()
-	if len(r.hdr) < rbUserData+4 {
-		return 0, nil
+// admit is libqb's qb_ipc_shm_fc_get for the request ring: the server must
+// still hold its reference (a count other than ours plus its own means it
+// let go: ENOTCONN), and flow control must be off (errAgain).
+func (r *ring) admit() (err error) {
+	defer unguard(&err, faultGuard())
+	if refs := atomic.LoadInt32(r.refCount()); refs != 2 {
+		return fmt.Errorf("request ring has %d references, want 2: %w", refs, unix.ENOTCONN)
 	}
-	return atomic.LoadInt32((*int32)(unsafe.Pointer(&r.hdr[rbUserData]))), nil
-}
-
-func (r *ring) refs() (v int32, err error) {
-	defer guard(&err)()
-	return atomic.LoadInt32(r.refCount()), nil
+	if len(r.hdr) >= rbUserData+4 {
+		if fc := atomic.LoadInt32((*int32)(unsafe.Pointer(&r.hdr[rbUserData]))); fc > 0 && fc <= fcEnableMax {
+			return errAgain
+		}
+	}
+	return nil
 }
 
 // dataWord returns the i-th word of the data file; i < r.words.
@@ -188,7 +191,7 @@ func (r *ring) copyIn(w uint32, src []byte) {
 // error: libqb posts the semaphore back and reports EBADMSG, and a client can
 // do nothing better than give up on the connection.
 func (r *ring) read() (msg []byte, ok bool, err error) {
-	defer guard(&err)()
+	defer unguard(&err, faultGuard())
 	if !r.sem.tryWait() {
 		return nil, false, nil
 	}
@@ -197,7 +200,7 @@ func (r *ring) read() (msg []byte, ok bool, err error) {
 
 // waitRead is read, but sleeps up to d on the semaphore for a chunk.
 func (r *ring) waitRead(d time.Duration) (msg []byte, ok bool, err error) {
-	defer guard(&err)()
+	defer unguard(&err, faultGuard())
 	got, err := r.sem.timedWait(d)
 	if err != nil || !got {
 		return nil, false, err
@@ -208,7 +211,7 @@ func (r *ring) waitRead(d time.Duration) (msg []byte, ok bool, err error) {
 // spinRead is read, but keeps looking until deadline. The clock is read
 // only every few dozen looks: it costs more than a look.
 func (r *ring) spinRead(deadline time.Time) (msg []byte, ok bool, err error) {
-	defer guard(&err)()
+	defer unguard(&err, faultGuard())
 	for i := 1; ; i++ {
 		if r.sem.tryWait() {
 			return r.take()
@@ -247,7 +250,7 @@ func (r *ring) take() (msg []byte, ok bool, err error) {
 // write appends msg as one committed chunk and posts the semaphore. It
 // returns errAgain when the ring has no room yet.
 func (r *ring) write(msg []byte) (err error) {
-	defer guard(&err)()
+	defer unguard(&err, faultGuard())
 	n := uint64(len(msg))
 	if n > uint64(r.maxMsg) || n+chunkMargin > 4*uint64(r.words-1) {
 		return fmt.Errorf("message of %d bytes does not fit the ring: %w", n, unix.EMSGSIZE)
@@ -291,7 +294,7 @@ func (r *ring) close() {
 	}
 	func() {
 		var err error
-		defer guard(&err)()
+		defer unguard(&err, faultGuard())
 		if r.ref {
 			atomic.AddInt32(r.refCount(), -1)
 			r.ref = false

@@ -102,7 +102,7 @@ func dgramConnect(local, remote string, maxMsg uint32) (int, error) {
 func (t *sockTransport) counter(off int) *int32 { return (*int32)(unsafe.Pointer(&t.ctl[off])) }
 
 func (t *sockTransport) send(msg []byte) (err error) {
-	defer guard(&err)()
+	defer unguard(&err, faultGuard())
 	if fc := atomic.LoadInt32(t.counter(ctlRequest + 4)); fc > 0 && fc <= fcEnableMax {
 		return errAgain
 	}
@@ -125,15 +125,14 @@ func (t *sockTransport) send(msg []byte) (err error) {
 // recv takes one datagram without waiting. A datagram too large for the
 // agreed maximum or shorter than a header is consumed and reported.
 func (t *sockTransport) recv(fd, ctlOff int) (msg []byte, ok bool, err error) {
-	defer guard(&err)()
+	defer unguard(&err, faultGuard())
+	return t.recvUnguarded(fd, ctlOff)
+}
+
+// recvUnguarded is recv for callers that guard against faults themselves.
+func (t *sockTransport) recvUnguarded(fd, ctlOff int) (msg []byte, ok bool, err error) {
 	var peek [ResponseHeaderSize]byte
-	var n int
-	for {
-		n, _, err = unix.Recvfrom(fd, peek[:], unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	n, err := recvRaw(fd, peek[:], unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT)
 	if err == unix.EAGAIN {
 		return nil, false, nil
 	}
@@ -141,17 +140,17 @@ func (t *sockTransport) recv(fd, ctlOff int) (msg []byte, ok bool, err error) {
 		return nil, false, fmt.Errorf("recv: %w", err)
 	}
 	if n < ResponseHeaderSize || uint64(n) > uint64(t.maxMsg) {
-		_, _, _ = unix.Recvfrom(fd, peek[:], unix.MSG_DONTWAIT)
+		_, _ = recvRaw(fd, peek[:], unix.MSG_DONTWAIT)
 		return nil, false, fmt.Errorf("%w: datagram of %d bytes", errMalformed, n)
 	}
 	// qb_ipc_us_recv_at_most reads hdr.size bytes; a datagram is one
 	// message, so the two must agree.
 	if size := int32(binary.NativeEndian.Uint32(peek[8:])); int64(size) != int64(n) {
-		_, _, _ = unix.Recvfrom(fd, peek[:], unix.MSG_DONTWAIT)
+		_, _ = recvRaw(fd, peek[:], unix.MSG_DONTWAIT)
 		return nil, false, fmt.Errorf("%w: datagram of %d bytes has header size %d", errMalformed, n, size)
 	}
 	msg = make([]byte, n)
-	m, _, err := unix.Recvfrom(fd, msg, unix.MSG_DONTWAIT)
+	m, err := recvRaw(fd, msg, unix.MSG_DONTWAIT)
 	if err != nil {
 		return nil, false, fmt.Errorf("recv: %w", err)
 	}
@@ -160,6 +159,23 @@ func (t *sockTransport) recv(fd, ctlOff int) (msg []byte, ok bool, err error) {
 	}
 	atomic.AddInt32(t.counter(ctlOff), -1)
 	return msg, true, nil
+}
+
+// recvRaw is recv(2), retried on EINTR. x/sys's Recvfrom asks for the
+// sender's address and makes its buffers escape, which allocates on every
+// look, including the many that find nothing while a response is awaited.
+func recvRaw(fd int, p []byte, flags int) (int, error) {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))),
+			uintptr(len(p)), uintptr(flags), 0, 0)
+		switch e {
+		case 0:
+			return int(n), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
 }
 
 func (t *sockTransport) waitResponse(d time.Duration) ([]byte, bool, error) {
@@ -177,9 +193,18 @@ func (t *sockTransport) waitResponse(d time.Duration) ([]byte, bool, error) {
 	return t.recv(t.reqSock, ctlResponse)
 }
 
-// spinResponse does not spin: every check would be a recv system call,
-// and poll's sleep costs about as much.
-func (t *sockTransport) spinResponse(time.Time) ([]byte, bool, error) { return nil, false, nil }
+// spinResponse retries a non-blocking receive until deadline. Each look is
+// a system call, but still cheaper than poll's sleep and wake-up and, for a
+// caller that may leave, a hand-off to a waiting goroutine.
+func (t *sockTransport) spinResponse(deadline time.Time) (msg []byte, ok bool, err error) {
+	defer unguard(&err, faultGuard())
+	for {
+		msg, ok, err = t.recvUnguarded(t.reqSock, ctlResponse)
+		if ok || err != nil || !time.Now().Before(deadline) {
+			return msg, ok, err
+		}
+	}
+}
 
 // poke has nothing to do: datagrams need no doorbell.
 func (t *sockTransport) poke() error { return nil }
