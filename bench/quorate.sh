@@ -1,33 +1,65 @@
 #!/bin/sh
 # quorate.sh: quorum_getquorate round trips per second, from C through
-# libquorum and from Go through internal/libquorum, against the same
-# single-node corosync in the same run.
+# libquorum and from Go through both real backends (libquorum via cgo, and
+# the pure-Go client of libqb's IPC), against the same single-node corosync
+# in the same run; once over shared memory (corosync's default) and once
+# over sockets (system { qb_ipc_type: socket }).
 #
 #   sudo bench/quorate.sh [SECONDS]      (default 5 s per measurement)
 #
+# For each IPC type it prints, in this order:
+#   c                       bench/c/getquorate_loop.c
+#   go libquorum.Conn       internal/libquorum BenchmarkQuorateLibquorum
+#   go native.Conn          internal/native BenchmarkQuorateNative
+#   go Client/<backend>     root package BenchmarkClientQuorate: quorum.Open
+#                           and (*Client).Quorate, the public path
+#   c                       again, to show how much the machine drifted
+# Each Go line is one sub-benchmark: "background" passes a context without
+# a Done channel, "deadline" one with a deadline; "-N" is GOMAXPROCS.
+#
 # Needs root, corosync, libquorum-dev, libcorosync-common-dev, pkg-config, a C
 # compiler and Go. It starts corosync in a network namespace of its own
-# (h2-bench-PID) on loopback only, and removes it on exit.
+# (h2-bench-PID, then h2-bench-PID-socket) on loopback only, and removes it on
+# exit. GOBENCH_CPU sets the GOMAXPROCS values to run (default 1,2);
+# QUORATE_MODES the IPC types (default "shm socket").
 set -eu
 
 secs=${1:-5}
+case $secs in
+'' | *[!0-9]* | 0)
+	echo "usage: quorate.sh [SECONDS]  (a whole number of seconds, at least 1)" >&2
+	exit 2
+	;;
+esac
 root=$(cd "$(dirname "$0")/.." && pwd)
-ns=h2-bench-$$
+base=h2-bench-$$
 work=$(mktemp -d /tmp/h2-bench-XXXXXX)
+ns=
 pid=
 
-cleanup() {
+stop_corosync() {
 	if [ -n "$pid" ]; then
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
+		pid=
 	fi
-	ip netns delete "$ns" 2>/dev/null || true
+	if [ -n "$ns" ]; then
+		ip netns delete "$ns" 2>/dev/null || true
+		ns=
+	fi
+}
+
+cleanup() {
+	stop_corosync
 	rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-mkdir -p "$work/state"
-cat >"$work/corosync.conf" <<CONF
+# write_conf FILE IPCTYPE: a one-node cluster on loopback.
+write_conf() {
+	mkdir -p "$work/state-$2"
+	cat >"$1" <<CONF
 totem {
   version: 2
   cluster_name: h2bench
@@ -52,37 +84,80 @@ logging {
   to_syslog: no
 }
 system {
-  state_dir: $work/state
+  state_dir: $work/state-$2
+  qb_ipc_type: $2
 }
 CONF
+}
+
+# start_corosync NS CONF: corosync in a fresh namespace, waited for.
+start_corosync() {
+	ns=$1
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	# A private /run (ip netns exec already gives a private mount
+	# namespace) keeps corosync's pid-file lock apart from any other
+	# corosync on the machine.
+	ip netns exec "$ns" sh -c "mount -t tmpfs tmpfs /run && exec corosync -f -c $2" \
+		>"$work/corosync-$ns.log" 2>&1 &
+	pid=$!
+	tries=0
+	until ip netns exec "$ns" corosync-quorumtool -s >/dev/null 2>&1; do
+		tries=$((tries + 1))
+		if [ "$tries" -gt 100 ]; then
+			echo "corosync did not come up:" >&2
+			cat "$work/corosync-$ns.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+}
+
+# gobench LABEL BINARY PATTERN: runs Go benchmarks in the namespace and
+# prints their roundtrips/s.
+gobench() {
+	ip netns exec "$ns" "$2" -test.run '^$' -test.bench "$3" -test.benchtime "${secs}s" \
+		-test.cpu "${GOBENCH_CPU:-1,2}" |
+		awk -v label="$1" '/^Benchmark/ {
+			for (i = 1; i < NF; i++) if ($(i+1) == "roundtrips/s") {
+				name = $1; sub(/^Benchmark[A-Za-z]*\//, "", name)
+				printf "  go %-16s %-34s %8.0f/s\n", label, name, $i
+			}
+		}'
+}
+
+cloop() {
+	ip netns exec "$ns" "$work/getquorate_loop" -d "$secs" |
+		awk '{ printf "  c  %-51s %8s\n", "getquorate_loop", $NF }'
+}
 
 echo "building..."
 cc -O2 -Wall -o "$work/getquorate_loop" "$root/bench/c/getquorate_loop.c" \
 	$(pkg-config --cflags --libs libquorum)
-(cd "$root" && CGO_ENABLED=1 go test -c -tags libquorum -o "$work/libquorum.test" ./internal/libquorum)
+(
+	cd "$root"
+	CGO_ENABLED=1 go test -c -tags libquorum -o "$work/libquorum.test" ./internal/libquorum
+	go test -c -o "$work/native.test" ./internal/native
+	CGO_ENABLED=1 go test -c -tags libquorum -o "$work/quorum.test" .
+)
 
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-# A private /run (ip netns exec already gives a private mount namespace) keeps
-# corosync's pid-file lock apart from any other corosync on the machine.
-ip netns exec "$ns" sh -c "mount -t tmpfs tmpfs /run && exec corosync -f -c $work/corosync.conf" \
-	>"$work/corosync.log" 2>&1 &
-pid=$!
-
-tries=0
-until ip netns exec "$ns" corosync-quorumtool -s >/dev/null 2>&1; do
-	tries=$((tries + 1))
-	if [ "$tries" -gt 100 ]; then
-		echo "corosync did not come up:" >&2
-		cat "$work/corosync.log" >&2
-		exit 1
-	fi
-	sleep 0.2
+echo "corosync $(corosync -v | head -1 | sed 's/.*version //'), $(nproc) CPUs, $secs s each, GOMAXPROCS ${GOBENCH_CPU:-1,2}"
+for mode in ${QUORATE_MODES:-shm socket}; do
+	case $mode in
+	shm) ipc=native suffix= ;;
+	socket) ipc=socket suffix=-socket ;;
+	*)
+		echo "quorate.sh: unknown mode $mode in QUORATE_MODES" >&2
+		exit 2
+		;;
+	esac
+	write_conf "$work/corosync-$mode.conf" "$ipc"
+	start_corosync "$base$suffix" "$work/corosync-$mode.conf"
+	echo "$mode:"
+	cloop
+	gobench libquorum.Conn "$work/libquorum.test" '^BenchmarkQuorateLibquorum$'
+	gobench native.Conn "$work/native.test" '^BenchmarkQuorateNative$'
+	gobench Client "$work/quorum.test" '^BenchmarkClientQuorate$'
+	cloop
+	stop_corosync
 done
-
-echo "corosync $(corosync -v | head -1 | sed 's/.*version //'), $(nproc) CPUs, $secs s each"
-ip netns exec "$ns" "$work/getquorate_loop" -d "$secs"
-ip netns exec "$ns" "$work/libquorum.test" -test.run '^$' \
-	-test.bench '^BenchmarkQuorateLibquorum$' -test.benchtime "${secs}s" -test.cpu "${GOBENCH_CPU:-1,2}" |
-	awk '/^Benchmark/ { for (i = 1; i < NF; i++) if ($(i+1) == "roundtrips/s") printf "go %s: %s round trips/s\n", $1, $i }'
-ip netns exec "$ns" "$work/getquorate_loop" -d "$secs"
