@@ -16,7 +16,10 @@
 #   - control: the Go libquorum client plus a 100 ms time.Ticker, to show
 #     that the measurement does count wake-ups when there are some.
 # A thread that exits inside the window takes its counts with it, so the
-# script also reports when a process's set of threads changed.
+# script also reports when a process's set of threads changed. After the
+# window it stops corosync and checks that every client of it notices (a
+# client stuck somewhere would also count 0), then that the rest exit 0 on
+# SIGTERM. It exits 1 if any check fails.
 #
 # Needs root, corosync, libquorum-dev, libcorosync-common-dev, pkg-config, a C
 # compiler and Go. It starts corosync in a network namespace of its own
@@ -134,6 +137,13 @@ until ip netns exec "$ns" corosync-quorumtool -s >/dev/null 2>&1; do
 	sleep 0.2
 done
 
+# alive PID: whether PID runs. kill -0 cannot tell, as it succeeds on a
+# zombie that the shell has not reaped yet.
+alive() {
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "${st%% *}" != Z ]
+}
+
 # start NAME LABEL CMD...: runs CMD in the background with its output in
 # $work/NAME.out and .err. ip netns exec execs CMD, so $! is CMD's own pid.
 start() {
@@ -159,7 +169,7 @@ for n in $names; do
 	tries=0
 	while [ "$(wc -l <"$work/$n.out")" -lt 2 ]; do
 		tries=$((tries + 1))
-		if ! kill -0 "$p" 2>/dev/null || [ "$tries" -gt 100 ]; then
+		if ! alive "$p" || [ "$tries" -gt 100 ]; then
 			echo "client $n did not print its snapshot:" >&2
 			cat "$work/$n.out" "$work/$n.err" >&2
 			exit 1
@@ -202,7 +212,7 @@ took=$(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')
 status=0
 for n in $names; do
 	eval "p=\$pid_$n label=\$label_$n s0=\$s0_$n s1=\$s1_$n"
-	if ! kill -0 "$p" 2>/dev/null; then
+	if ! alive "$p"; then
 		echo "$label: exited during the measurement:" >&2
 		cat "$work/$n.err" >&2
 		status=1
@@ -218,7 +228,7 @@ for n in $names; do
 	fi
 	echo "$label: $((c1 - c0)) context switches in $took s ($th1 threads)$note"
 	# IDLE_THREADS=1 shows which threads woke (thread ids in creation
-	# order: in a Go process the one after the main thread runs sysmon).
+	# order: in a Go process, #2 is usually the runtime's sysmon).
 	if [ "${IDLE_THREADS:-0}" = 1 ]; then
 		sort -n "$work/$n.t1" | awk 'NR == FNR { before[$1] = $2; next }
 			{ i++ }
@@ -232,14 +242,67 @@ for n in $names; do
 	fi
 done
 
-# Every client must stop cleanly on SIGTERM.
+# A client that counted 0 because it was stuck rather than waiting would
+# prove nothing: stop corosync and expect every client of it to notice within
+# 5 s, the C one by exiting 1 (quorum_dispatch fails), the Go ones with a
+# disconnected event.
+ts=$(date +%s.%N)
+kill "$cpid" 2>/dev/null || true
+wait "$cpid" 2>/dev/null || true
+cpid=
+noticed=0
+for n in c golq gonat ctl; do
+	eval "p=\$pid_$n label=\$label_$n"
+	tries=0
+	until if [ "$n" = c ]; then ! alive "$p"; else grep -q '^#3 disconnected' "$work/$n.out"; fi; do
+		tries=$((tries + 1))
+		if [ "$tries" -gt 50 ]; then
+			echo "$label: did not notice within 5 s that corosync stopped" >&2
+			status=1
+			continue 2
+		fi
+		sleep 0.1
+	done
+	if [ "$n" = c ]; then
+		rc=0
+		wait "$p" || rc=$?
+		clients=$(echo " $clients " | sed "s/ $p / /")
+		if [ "$rc" -ne 1 ]; then
+			echo "$label: exit status $rc after corosync stopped, want 1:" >&2
+			cat "$work/$n.err" >&2
+			status=1
+			continue
+		fi
+	fi
+	noticed=$((noticed + 1))
+done
+took=$(echo "$ts $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
+if [ "$noticed" -eq 4 ]; then
+	echo "then corosync stopped: all 4 of its clients noticed within $took s of its SIGTERM"
+else
+	echo "then corosync stopped: only $noticed of its 4 clients noticed"
+fi
+names=${names# c}
+
+# Every client still running must stop cleanly on SIGTERM, within 5 s.
 for n in $names; do
 	eval "p=\$pid_$n label=\$label_$n"
 	kill -TERM "$p" 2>/dev/null || true
+	tries=0
+	while alive "$p"; do
+		tries=$((tries + 1))
+		if [ "$tries" -gt 50 ]; then
+			echo "$label: still running 5 s after SIGTERM: killed" >&2
+			kill -KILL "$p" 2>/dev/null || true
+			status=1
+			break
+		fi
+		sleep 0.1
+	done
 	rc=0
 	wait "$p" || rc=$?
 	if [ "$rc" -ne 0 ]; then
-		echo "$label: exit status $rc after SIGTERM:" >&2
+		echo "$label: exit status $rc after SIGTERM, want 0:" >&2
 		cat "$work/$n.err" >&2
 		status=1
 	fi
