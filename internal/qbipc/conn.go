@@ -100,6 +100,12 @@ func (c *Conn) Fd() int { return c.tr.pollFd() }
 // If ctx ends first, Request returns ctx.Err(); the response is consumed by
 // a later Request, and the connection stays usable. Flow control from the
 // server is waited out, within ctx.
+//
+// After sending, Request watches for the response without sleeping for at
+// most spinFor (40 µs), which is when an idle server answers; then it sleeps
+// in bounded slices. With a ctx that has no Done channel it sleeps on the
+// calling goroutine, otherwise on a goroutine of its own so that it can
+// return when ctx ends. Close ends either wait. An idle Conn does not spin.
 func (c *Conn) Request(ctx context.Context, msg []byte, match func(ResponseHeader) bool) ([]byte, error) {
 	const op = "qb_ipcc_sendv_recv"
 	if len(msg) < RequestHeaderSize || uint64(len(msg)) > uint64(c.maxMsg) {
