@@ -34,10 +34,16 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run subscribes as the flags in args say and prints events to stdout until
+// ctx ends (then it returns 0) or the subscription fails (1); bad flags
+// return 2.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("idle", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	backend := fs.String("backend", "libquorum", "libquorum, native or sim")
@@ -71,9 +77,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "idle: -backend %q: want libquorum, native or sim\n", *backend)
 		return 2
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 
 	events, err := quorum.Subscribe(ctx, quorum.TrackCurrent|quorum.TrackChanges, quorum.WithBackend(b))
 	if err != nil {

@@ -1,0 +1,5 @@
+//go:build libquorum && cgo && linux
+
+package main
+
+const libquorumBuilt = true
