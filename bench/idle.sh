@@ -18,7 +18,10 @@
 # A thread that exits inside the window takes its counts with it, so the
 # script also reports when a process's set of threads changed. After the
 # window it stops corosync and checks that every client of it notices (a
-# client stuck somewhere would also count 0), then that the rest exit 0 on
+# client stuck somewhere would also count 0). It then starts corosync again
+# and, once the Go clients have reconnected and printed a new snapshot,
+# measures them over a second window: the engine's one timer, its
+# reconnection backoff, must be gone. Last, every client left must exit 0 on
 # SIGTERM. It exits 1 if any check fails.
 #
 # Needs root, corosync, libquorum-dev, libcorosync-common-dev, pkg-config, a C
@@ -120,22 +123,25 @@ cc -O2 -Wall -o "$work/idle_watch" "$root/bench/c/idle_watch.c" \
 
 ip netns add "$ns"
 ip -n "$ns" link set lo up
-# A private /run (ip netns exec already gives a private mount namespace) keeps
-# corosync's pid-file lock apart from any other corosync on the machine.
-ip netns exec "$ns" sh -c "mount -t tmpfs tmpfs /run && exec corosync -f -c $work/corosync.conf" \
-	>"$work/corosync.log" 2>&1 &
-cpid=$!
-
-tries=0
-until ip netns exec "$ns" corosync-quorumtool -s >/dev/null 2>&1; do
-	tries=$((tries + 1))
-	if [ "$tries" -gt 100 ]; then
-		echo "corosync did not come up:" >&2
-		cat "$work/corosync.log" >&2
-		exit 1
-	fi
-	sleep 0.2
-done
+# start_corosync: starts the node (again) and waits until it answers.
+start_corosync() {
+	# A private /run (ip netns exec already gives a private mount namespace)
+	# keeps corosync's pid-file lock apart from any other corosync here.
+	ip netns exec "$ns" sh -c "mount -t tmpfs tmpfs /run && exec corosync -f -c $work/corosync.conf" \
+		>>"$work/corosync.log" 2>&1 &
+	cpid=$!
+	tries=0
+	until ip netns exec "$ns" corosync-quorumtool -s >/dev/null 2>&1; do
+		tries=$((tries + 1))
+		if [ "$tries" -gt 100 ]; then
+			echo "corosync did not come up:" >&2
+			cat "$work/corosync.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+}
+start_corosync
 
 # alive PID: whether PID runs. kill -0 cannot tell, as it succeeds on a
 # zombie that the shell has not reaped yet.
@@ -163,21 +169,24 @@ start gosim "Go quorum (sim backend, no corosync) idle" "$work/idle" -backend si
 start ctl "control, Go quorum (libquorum backend) + 100ms ticker" \
 	ip netns exec "$ns" "$work/idle" -backend libquorum -control-ticker 100ms
 
-# Every client must show its snapshot (a nodelist and a quorum line) first.
-for n in $names; do
-	eval "p=\$pid_$n"
-	tries=0
-	while [ "$(wc -l <"$work/$n.out")" -lt 2 ]; do
-		tries=$((tries + 1))
-		if ! alive "$p" || [ "$tries" -gt 100 ]; then
-			echo "client $n did not print its snapshot:" >&2
-			cat "$work/$n.out" "$work/$n.err" >&2
-			exit 1
-		fi
-		sleep 0.1
+# wait_lines N NAMES...: waits until each client has printed N lines.
+wait_lines() {
+	want=$1
+	shift
+	for n in "$@"; do
+		eval "p=\$pid_$n"
+		tries=0
+		while [ "$(wc -l <"$work/$n.out")" -lt "$want" ]; do
+			tries=$((tries + 1))
+			if ! alive "$p" || [ "$tries" -gt 150 ]; then
+				echo "client $n did not print $want lines:" >&2
+				cat "$work/$n.out" "$work/$n.err" >&2
+				exit 1
+			fi
+			sleep 0.1
+		done
 	done
-done
-pause "$settle"
+}
 
 # sample PID FILE: prints "SWITCHES THREADS TIDS", summed over the threads
 # alive now, and writes "TID SWITCHES" per thread to FILE. A thread may exit
@@ -195,52 +204,61 @@ sample() {
 		}'
 }
 
-for n in $names; do
-	eval "p=\$pid_$n"
-	eval "s0_$n=\$(sample $p $work/$n.t0)"
-done
-t0=$(date +%s.%N)
-pause "$secs"
-for n in $names; do
-	eval "p=\$pid_$n"
-	eval "s1_$n=\$(sample $p $work/$n.t1)"
-done
-t1=$(date +%s.%N)
+# measure SUFFIX LINES NAMES...: counts the clients' switches over one
+# window of $secs seconds and prints a line for each, its label followed by
+# SUFFIX. A client that printed more than LINES lines got events meanwhile.
+measure() {
+	suffix=$1 lines=$2
+	shift 2
+	for n in "$@"; do
+		eval "p=\$pid_$n"
+		eval "s0_$n=\$(sample $p $work/$n.t0)"
+	done
+	t0=$(date +%s.%N)
+	pause "$secs"
+	for n in "$@"; do
+		eval "p=\$pid_$n"
+		eval "s1_$n=\$(sample $p $work/$n.t1)"
+	done
+	took=$(echo "$t0 $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
+	for n in "$@"; do
+		eval "p=\$pid_$n label=\$label_$n s0=\$s0_$n s1=\$s1_$n"
+		label=$label$suffix
+		if ! alive "$p"; then
+			echo "$label: exited during the measurement:" >&2
+			cat "$work/$n.err" >&2
+			status=1
+			continue
+		fi
+		set -- $s0
+		c0=$1 th0=$2 tids0=$3
+		set -- $s1
+		c1=$1 th1=$2 tids1=$3
+		note=
+		if [ "$tids0" != "$tids1" ]; then
+			note=" [threads changed: $th0 at start, $th1 at end]"
+		fi
+		echo "$label: $((c1 - c0)) context switches in $took s ($th1 threads)$note"
+		# IDLE_THREADS=1 shows which threads woke (thread ids in creation
+		# order: in a Go process, #2 is usually the runtime's sysmon).
+		if [ "${IDLE_THREADS:-0}" = 1 ]; then
+			sort -n "$work/$n.t1" | awk 'NR == FNR { before[$1] = $2; next }
+				{ i++ }
+				$2 != before[$1] { printf "    thread %s (#%d by tid): %d\n", $1, i, $2 - before[$1] }' \
+				"$work/$n.t0" -
+		fi
+		if [ "$(wc -l <"$work/$n.out")" -ne "$lines" ]; then
+			echo "  (it received events meanwhile:)"
+			sed 's/^/    /' "$work/$n.out"
+		fi
+	done
+}
 
-echo "corosync $(corosync -v | head -1 | sed 's/.*version //'), $(nproc) CPUs, go $(go env GOVERSION)"
-took=$(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')
 status=0
-for n in $names; do
-	eval "p=\$pid_$n label=\$label_$n s0=\$s0_$n s1=\$s1_$n"
-	if ! alive "$p"; then
-		echo "$label: exited during the measurement:" >&2
-		cat "$work/$n.err" >&2
-		status=1
-		continue
-	fi
-	set -- $s0
-	c0=$1 th0=$2 tids0=$3
-	set -- $s1
-	c1=$1 th1=$2 tids1=$3
-	note=
-	if [ "$tids0" != "$tids1" ]; then
-		note=" [threads changed: $th0 at start, $th1 at end]"
-	fi
-	echo "$label: $((c1 - c0)) context switches in $took s ($th1 threads)$note"
-	# IDLE_THREADS=1 shows which threads woke (thread ids in creation
-	# order: in a Go process, #2 is usually the runtime's sysmon).
-	if [ "${IDLE_THREADS:-0}" = 1 ]; then
-		sort -n "$work/$n.t1" | awk 'NR == FNR { before[$1] = $2; next }
-			{ i++ }
-			$2 != before[$1] { printf "    thread %s (#%d by tid): %d\n", $1, i, $2 - before[$1] }' \
-			"$work/$n.t0" -
-	fi
-	# Anything that printed more than its snapshot was not idle.
-	if [ "$(wc -l <"$work/$n.out")" -ne 2 ]; then
-		echo "  (it received events besides its snapshot:)"
-		sed 's/^/    /' "$work/$n.out"
-	fi
-done
+echo "corosync $(corosync -v | head -1 | sed 's/.*version //'), $(nproc) CPUs, go $(go env GOVERSION)"
+wait_lines 2 $names
+pause "$settle"
+measure "" 2 $names
 
 # A client that counted 0 because it was stuck rather than waiting would
 # prove nothing: stop corosync and expect every client of it to notice within
@@ -283,6 +301,16 @@ else
 	echo "then corosync stopped: only $noticed of its 4 clients noticed"
 fi
 names=${names# c}
+
+# The engine's only timer is its reconnection backoff: once reconnected, the
+# Go clients must be as idle as before. Each prints disconnected (#3),
+# reconnected (#4) and a new snapshot (#5, #6).
+if [ "$status" -eq 0 ]; then
+	start_corosync
+	wait_lines 6 golq gonat ctl
+	pause "$settle"
+	measure " after reconnecting" 6 golq gonat ctl
+fi
 
 # Every client still running must stop cleanly on SIGTERM, within 5 s.
 for n in $names; do
