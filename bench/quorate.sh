@@ -15,7 +15,10 @@
 #                           and (*Client).Quorate, the public path
 #   c                       again, to show how much the machine drifted
 # Each Go line is one sub-benchmark: "background" passes a context without
-# a Done channel, "deadline" one with a deadline; "-N" is GOMAXPROCS.
+# a Done channel, "deadline" one with a deadline; "-N" is GOMAXPROCS. The
+# last column is the client's CPU time (user and system, all threads) per
+# round trip, in ns: the pure-Go client spins briefly for its response where
+# libqb sleeps in a futex, and this shows what that costs.
 #
 # Needs root, corosync, libquorum-dev, libcorosync-common-dev, pkg-config, a C
 # compiler and Go. It starts corosync in a network namespace of its own
@@ -114,21 +117,30 @@ start_corosync() {
 }
 
 # gobench LABEL BINARY PATTERN: runs Go benchmarks in the namespace and
-# prints their roundtrips/s.
+# prints their roundtrips/s and cpu-ns/op.
 gobench() {
 	ip netns exec "$ns" "$2" -test.run '^$' -test.bench "$3" -test.benchtime "${secs}s" \
 		-test.cpu "${GOBENCH_CPU:-1,2}" |
 		awk -v label="$1" '/^Benchmark/ {
-			for (i = 1; i < NF; i++) if ($(i+1) == "roundtrips/s") {
-				name = $1; sub(/^Benchmark[A-Za-z]*\//, "", name)
-				printf "  go %-16s %-34s %8.0f/s\n", label, name, $i
+			rate = ""; cpu = ""
+			for (i = 1; i < NF; i++) {
+				if ($(i+1) == "roundtrips/s") rate = $i
+				if ($(i+1) == "cpu-ns/op") cpu = $i
 			}
+			if (rate == "") next
+			name = $1; sub(/^Benchmark[A-Za-z]*\//, "", name)
+			printf "  go %-16s %-34s %8.0f/s %7s\n", label, name, rate, (cpu == "" ? "-" : sprintf("%.0f", cpu))
 		}'
 }
 
+# cloop: the C loop, with its CPU time from the shell's times builtin (the
+# second line is the children's user and system time, in 10 ms ticks).
 cloop() {
-	ip netns exec "$ns" "$work/getquorate_loop" -d "$secs" |
-		awk '{ printf "  c  %-51s %8s\n", "getquorate_loop", $NF }'
+	ip netns exec "$ns" sh -c '"$0" -d "$1" && times' "$work/getquorate_loop" "$secs" |
+		awk 'function sec(s) { sub(/s$/, "", s); split(s, p, "m"); return p[1] * 60 + p[2] }
+			/^c getquorate/ { n = $3; rate = $NF; sub(/\/s$/, "", rate) }
+			/^[0-9]+m[0-9.]+s / { if (++t == 2) cpu = sec($1) + sec($2) }
+			END { printf "  c  %-51s %8.0f/s %7.0f\n", "getquorate_loop", rate, (n > 0 ? cpu * 1e9 / n : 0) }'
 }
 
 echo "building..."
@@ -142,6 +154,7 @@ cc -O2 -Wall -o "$work/getquorate_loop" "$root/bench/c/getquorate_loop.c" \
 )
 
 echo "corosync $(corosync -v | head -1 | sed 's/.*version //'), $(nproc) CPUs, $secs s each, GOMAXPROCS ${GOBENCH_CPU:-1,2}"
+echo "columns: round trips per second, then the client process's CPU time per round trip in ns"
 for mode in ${QUORATE_MODES:-shm socket}; do
 	case $mode in
 	shm) ipc=native suffix= ;;
