@@ -421,7 +421,10 @@ func waitAll(ctx context.Context, ws []*watcher, what string, cond func(*watcher
 	}
 }
 
-// report prints each watcher's delays after the first C watcher, per event.
+// report prints each watcher's delays after the first C watcher, per event:
+// over all events, then over each kind alone (a change's nodelist event can
+// come a millisecond or more before its quorum event, and a watcher woken in
+// between reads them apart, another one together).
 func report(ws []*watcher) {
 	ref := map[string]int64{}
 	ws[0].mu.Lock()
@@ -434,40 +437,43 @@ func report(ws []*watcher) {
 	fmt.Printf("\n%d events after the snapshot (nodelist and quorum, %d changes) seen by %s;\n",
 		len(ref), len(ref)/2, ws[0].name)
 	fmt.Println("delay of the same event (kind and ring id) after it, per watcher, in microseconds:")
-	fmt.Printf("%-14s %6s %9s %9s %9s   %s\n", "watcher", "events", "median", "min", "max", "engine read->channel median/max")
-	for _, w := range ws[1:] {
-		var d, hand []float64
-		missing := 0
-		w.mu.Lock()
-		for _, e := range w.events {
-			if e.initial {
+	fmt.Printf("%-14s %-8s %6s %9s %9s %9s   %s\n", "watcher", "events", "count", "median", "min", "max",
+		"engine read->channel median/max")
+	for _, kind := range []string{"all", "nodelist", "quorum"} {
+		for _, w := range ws[1:] {
+			var d, hand []float64
+			missing := 0
+			w.mu.Lock()
+			for _, e := range w.events {
+				if e.initial || (kind != "all" && e.kind != kind) {
+					continue
+				}
+				t0, ok := ref[e.key()]
+				if !ok {
+					missing++
+					continue
+				}
+				d = append(d, float64(e.at-t0)/1e3)
+				if e.engine != 0 {
+					hand = append(hand, float64(e.at-e.engine)/1e3)
+				}
+			}
+			w.mu.Unlock()
+			if len(d) == 0 {
+				fmt.Printf("%-14s %-8s no matching events\n", w.name, kind)
 				continue
 			}
-			t0, ok := ref[e.key()]
-			if !ok {
-				missing++
-				continue
+			slices.Sort(d)
+			line := fmt.Sprintf("%-14s %-8s %6d %+9.0f %+9.0f %+9.0f", w.name, kind, len(d), median(d), d[0], d[len(d)-1])
+			if len(hand) > 0 {
+				slices.Sort(hand)
+				line += fmt.Sprintf("   %.0f / %.0f", median(hand), hand[len(hand)-1])
 			}
-			d = append(d, float64(e.at-t0)/1e3)
-			if e.engine != 0 {
-				hand = append(hand, float64(e.at-e.engine)/1e3)
+			if missing > 0 {
+				line += fmt.Sprintf("   (%d events not seen by %s)", missing, ws[0].name)
 			}
+			fmt.Println(line)
 		}
-		w.mu.Unlock()
-		if len(d) == 0 {
-			fmt.Printf("%-14s no matching events\n", w.name)
-			continue
-		}
-		slices.Sort(d)
-		line := fmt.Sprintf("%-14s %6d %+9.0f %+9.0f %+9.0f", w.name, len(d), median(d), d[0], d[len(d)-1])
-		if len(hand) > 0 {
-			slices.Sort(hand)
-			line += fmt.Sprintf("   %.0f / %.0f", median(hand), hand[len(hand)-1])
-		}
-		if missing > 0 {
-			line += fmt.Sprintf("   (%d events not seen by %s)", missing, ws[0].name)
-		}
-		fmt.Println(line)
 	}
 }
 
