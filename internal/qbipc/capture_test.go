@@ -12,8 +12,10 @@ package qbipc
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -134,4 +136,32 @@ func TestCapture(t *testing.T) {
 	}
 	writeSeed(t, native, "FuzzNotification", "v0-id3", m)
 	c.Close()
+}
+
+// inNetns runs fn on a thread of its own that joins the named network
+// namespace (/run/netns/name), so that sockets fn creates live there. The
+// goroutine never unlocks its thread, so the runtime discards the thread
+// when it exits instead of handing a thread in another namespace (possibly
+// the main one) to other goroutines.
+func inNetns(t testing.TB, name string, fn func()) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		target, err := os.Open("/run/netns/" + name)
+		if err != nil {
+			errc <- fmt.Errorf("no network namespace %s: %w", name, err)
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", name, err)
+			return
+		}
+		fn()
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
 }
