@@ -28,7 +28,7 @@
 // healing) the last node, waiting after each change until every watcher has
 // seen it, and then prints, per watcher, the delay of each event after the
 // first C watcher's callback for the same event (same kind, same ring id):
-// count, median, min, max. The second C watcher is the control: corosync
+// count, median, min, max. The watchers start in a random order each run. The second C watcher is the control: corosync
 // writes to its connections one after another, so even two identical C
 // clients differ by the order in which they were served.
 package main
@@ -40,6 +40,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -304,6 +305,14 @@ func orchestrate(cwatch string, nodes, changes int, method string, verbose bool)
 			_ = w.cmd.Wait()
 		}
 	}()
+	// corosync serves its connections in turn; a random start order per
+	// run keeps any fixed position from favouring one watcher every time.
+	rand.Shuffle(len(specs), func(i, j int) { specs[i], specs[j] = specs[j], specs[i] })
+	order := make([]string, len(specs))
+	for i, s := range specs {
+		order[i] = s.name
+	}
+	fmt.Printf("watchers started in the order %s\n", strings.Join(order, ", "))
 	for _, s := range specs {
 		w := &watcher{name: s.name, done: make(chan struct{}), seen: make(chan struct{}, 1)}
 		w.cmd = cl.Exec(ctx, 1, s.argv[0], s.argv[1:]...)
@@ -362,6 +371,9 @@ func orchestrate(cwatch string, nodes, changes int, method string, verbose bool)
 			return ctx.Err()
 		}
 	}
+	// The report takes the first C watcher as its reference, wherever it
+	// started.
+	slices.SortStableFunc(ws, func(a, b *watcher) int { return boolInt(a.name != "c") - boolInt(b.name != "c") })
 	report(ws)
 	return nil
 }
