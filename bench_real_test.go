@@ -7,16 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/corosync-go/quorum"
+	"github.com/corosync-go/quorum/internal/benchutil"
 	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
 // BenchmarkClientQuorate measures (*Client).Quorate round trips, one at a
 // time on one Client, through each real backend built into the test binary:
 // the whole public path, the Client's request slot and error conversion
-// included. It reports roundtrips/s.
+// included. It reports roundtrips/s and cpu-ns/op.
 //
 // Inside a network namespace where a corosync already runs (bench/quorate.sh
 // runs the test binary in one), it uses that corosync for every backend, so
@@ -25,9 +24,7 @@ import (
 // corosync serves one. Elsewhere each variant starts a one-node testcluster
 // of its own, and the benchmark is skipped without root or corosync.
 //
-// "background" passes a context without a Done channel, which the backends
-// may serve on the calling goroutine; "deadline" passes one that could end,
-// so the wait must stay abandonable.
+// The "background" and "deadline" sub-benchmarks are benchutil.Quorate's.
 func BenchmarkClientQuorate(b *testing.B) {
 	here := corosyncHere()
 	for _, v := range realVariants() {
@@ -47,24 +44,7 @@ func BenchmarkClientQuorate(b *testing.B) {
 				b.Fatalf("Open: %v", err)
 			}
 			defer client.Close()
-			run := func(b *testing.B, ctx context.Context) {
-				start, cpu0 := time.Now(), cpuTime()
-				for b.Loop() {
-					if _, err := client.Quorate(ctx); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "roundtrips/s")
-				// The process's CPU time (all threads, user and system) per call:
-				// what the round trip rate costs, spinning included.
-				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-			}
-			b.Run("background", func(b *testing.B) { run(b, context.Background()) })
-			b.Run("deadline", func(b *testing.B) {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-				defer cancel()
-				run(b, ctx)
-			})
+			benchutil.Quorate(b, client.Quorate)
 		})
 	}
 }
@@ -83,13 +63,4 @@ func corosyncHere() bool {
 		}
 	}
 	return false
-}
-
-// cpuTime is the CPU time this process has used, in nanoseconds.
-func cpuTime() int64 {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return unix.TimevalToNsec(ru.Utime) + unix.TimevalToNsec(ru.Stime)
 }

@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/corosync-go/quorum/internal/benchutil"
 	"github.com/corosync-go/quorum/internal/cs"
 	"github.com/corosync-go/quorum/internal/qbipc"
 	"github.com/corosync-go/quorum/internal/testcluster"
@@ -236,7 +235,7 @@ func BenchmarkQuorateNative(b *testing.B) {
 	cancel()
 	if err == nil {
 		defer c.Close()
-		benchQuorate(b, c)
+		benchutil.Quorate(b, c.Quorate)
 		return
 	}
 	for _, m := range []struct {
@@ -245,37 +244,7 @@ func BenchmarkQuorateNative(b *testing.B) {
 	}{{"shm", false}, {"socket", true}} {
 		n := startCorosync(b, m.socket)
 		c := n.dial(b)
-		b.Run(m.name, func(b *testing.B) { benchQuorate(b, c) })
+		b.Run(m.name, func(b *testing.B) { benchutil.Quorate(b, c.Quorate) })
 		c.Close()
 	}
-}
-
-func benchQuorate(b *testing.B, c *Conn) {
-	run := func(b *testing.B, ctx context.Context) {
-		start, cpu0 := time.Now(), cpuTime()
-		for b.Loop() {
-			if _, err := c.Quorate(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "roundtrips/s")
-		// The process's CPU time (all threads, user and system) per call:
-		// what the round trip rate costs, spinning included.
-		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-	}
-	b.Run("background", func(b *testing.B) { run(b, context.Background()) })
-	b.Run("deadline", func(b *testing.B) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-		defer cancel()
-		run(b, ctx)
-	})
-}
-
-// cpuTime is the CPU time this process has used, in nanoseconds.
-func cpuTime() int64 {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return unix.TimevalToNsec(ru.Utime) + unix.TimevalToNsec(ru.Stime)
 }
