@@ -49,6 +49,7 @@ case $settle in
 	;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 ns=qidle-$$
 work=$(mktemp -d /tmp/qidle-XXXXXX)
 cpid=
@@ -86,35 +87,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-mkdir -p "$work/state"
-cat >"$work/corosync.conf" <<CONF
-totem {
-  version: 2
-  cluster_name: qidle
-  transport: knet
-  token: 1000
-  crypto_cipher: none
-  crypto_hash: none
-}
-nodelist {
-  node {
-    name: n1
-    nodeid: 1
-    ring0_addr: 127.0.0.1
-  }
-}
-quorum {
-  provider: corosync_votequorum
-}
-logging {
-  to_stderr: yes
-  to_logfile: no
-  to_syslog: no
-}
-system {
-  state_dir: $work/state
-}
-CONF
+onenode_conf "$work/corosync.conf" "$work/state" qidle native
 
 echo "building..."
 cc -O2 -Wall -o "$work/idle_watch" "$root/bench/c/idle_watch.c" \
@@ -125,21 +98,8 @@ ip netns add "$ns"
 ip -n "$ns" link set lo up
 # start_corosync: starts the node (again) and waits until it answers.
 start_corosync() {
-	# A private /run (ip netns exec already gives a private mount namespace)
-	# keeps corosync's pid-file lock apart from any other corosync here.
-	ip netns exec "$ns" sh -c "mount -t tmpfs tmpfs /run && exec corosync -f -c $work/corosync.conf" \
-		>>"$work/corosync.log" 2>&1 &
-	cpid=$!
-	tries=0
-	until ip netns exec "$ns" corosync-quorumtool -s >/dev/null 2>&1; do
-		tries=$((tries + 1))
-		if [ "$tries" -gt 100 ]; then
-			echo "corosync did not come up:" >&2
-			cat "$work/corosync.log" >&2
-			exit 1
-		fi
-		sleep 0.2
-	done
+	corosync_up "$ns" "$work/corosync.conf" "$work/corosync.log"
+	cpid=$corosync_pid
 }
 start_corosync
 

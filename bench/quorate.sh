@@ -35,6 +35,7 @@ case $secs in
 	;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 base=h2-bench-$$
 work=$(mktemp -d /tmp/h2-bench-XXXXXX)
 ns=
@@ -59,61 +60,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# write_conf FILE IPCTYPE: a one-node cluster on loopback.
-write_conf() {
-	mkdir -p "$work/state-$2"
-	cat >"$1" <<CONF
-totem {
-  version: 2
-  cluster_name: h2bench
-  transport: knet
-  token: 1000
-  crypto_cipher: none
-  crypto_hash: none
-}
-nodelist {
-  node {
-    name: n1
-    nodeid: 1
-    ring0_addr: 127.0.0.1
-  }
-}
-quorum {
-  provider: corosync_votequorum
-}
-logging {
-  to_stderr: yes
-  to_logfile: no
-  to_syslog: no
-}
-system {
-  state_dir: $work/state-$2
-  qb_ipc_type: $2
-}
-CONF
-}
-
-# start_corosync NS CONF: corosync in a fresh namespace, waited for.
+# start_corosync NS IPCTYPE: corosync in a fresh namespace, waited for.
 start_corosync() {
 	ns=$1
+	onenode_conf "$work/corosync-$2.conf" "$work/state-$2" h2bench "$2"
 	ip netns add "$ns"
 	ip -n "$ns" link set lo up
-	# A private /run (ip netns exec already gives a private mount
-	# namespace) keeps corosync's pid-file lock apart from any other
-	# corosync on the machine.
-	ip netns exec "$ns" sh -c "mount -t tmpfs tmpfs /run && exec corosync -f -c $2" \
-		>"$work/corosync-$ns.log" 2>&1 &
-	pid=$!
-	tries=0
-	until ip netns exec "$ns" corosync-quorumtool -s >/dev/null 2>&1; do
-		tries=$((tries + 1))
-		if [ "$tries" -gt 100 ]; then
-			echo "corosync did not come up:" >&2
-			cat "$work/corosync-$ns.log" >&2
-			exit 1
-		fi
-		sleep 0.2
-	done
+	corosync_up "$ns" "$work/corosync-$2.conf" "$work/corosync-$ns.log"
+	pid=$corosync_pid
 }
 
 # gobench LABEL BINARY PATTERN: runs Go benchmarks in the namespace and
@@ -164,8 +118,7 @@ for mode in ${QUORATE_MODES:-shm socket}; do
 		exit 2
 		;;
 	esac
-	write_conf "$work/corosync-$mode.conf" "$ipc"
-	start_corosync "$base$suffix" "$work/corosync-$mode.conf"
+	start_corosync "$base$suffix" "$ipc"
 	echo "$mode:"
 	cloop
 	gobench libquorum.Conn "$work/libquorum.test" '^BenchmarkQuorateLibquorum$'
