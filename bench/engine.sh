@@ -10,4 +10,4 @@ set -eu
 count=${1:-5}
 cd "$(dirname "$0")/.."
 echo "$(go version), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-go test -run '^$' -bench . -benchmem -count "$count" .
+go test -run '^$' -bench 'Event|Fanout|IdleSubscriber' -benchmem -count "$count" .
