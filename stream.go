@@ -367,17 +367,18 @@ func (c *Client) serve(conn Conn) error {
 		if err != nil {
 			return err
 		}
-		if c.isClosing() {
+		c.mu.Lock() // once per wake-up: the closing check and the dispatch
+		if c.closing {
+			c.mu.Unlock()
 			return nil
 		}
 		if r.conn {
-			c.mu.Lock()
-			err := conn.Dispatch(notify)
+			err = conn.Dispatch(notify)
 			c.flush()
-			c.mu.Unlock()
-			if err != nil {
-				return err
-			}
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }
