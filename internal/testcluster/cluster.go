@@ -601,15 +601,11 @@ func (c *Cluster) Dir(i int) string {
 // no node i. Changes to it take effect at the node's next Start (or after
 // `corosync-cfgtool -R` for what corosync reloads).
 func (c *Cluster) ConfPath(i int) string {
-	if i < 1 {
+	nd, err := c.node(i)
+	if err != nil {
 		return ""
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if i > len(c.nodes) {
-		return ""
-	}
-	return filepath.Join(c.nodes[i-1].dir, "corosync.conf")
+	return filepath.Join(nd.dir, "corosync.conf")
 }
 
 // LogPath returns the file that collects node i's corosync stderr across
