@@ -62,6 +62,13 @@ type stream struct {
 	wait time.Duration
 	seq  uint64
 	ring quorum.RingID // of the last nodelist or quorum event
+	// reforms allows rings re-formed with unchanged members, which a real
+	// corosync forms when a token is lost (seen under load: an isolated
+	// node formed its one-node ring twice). The simulation never forms
+	// one, so its streams stay strict.
+	reforms  bool
+	last     quorum.QuorumEvent // the last nodelist or quorum event read
+	reformed quorum.RingID      // the last ring skipped as a re-formation
 }
 
 func subscribe(t *testing.T, e env, i int, flags quorum.TrackFlags, opts ...quorum.Option) *stream {
@@ -73,7 +80,7 @@ func subscribe(t *testing.T, e env, i int, flags quorum.TrackFlags, opts ...quor
 		cancel()
 		t.Fatalf("Subscribe on node %d: %v", i, err)
 	}
-	s := &stream{t: t, ch: ch, wait: e.wait()}
+	s := newStream(t, e, ch)
 	t.Cleanup(func() {
 		cancel()
 		for range ch {
@@ -82,22 +89,40 @@ func subscribe(t *testing.T, e env, i int, flags quorum.TrackFlags, opts ...quor
 	return s
 }
 
+func newStream(t *testing.T, e env, ch <-chan quorum.QuorumEvent) *stream {
+	_, real := e.(*realEnv)
+	return &stream{t: t, ch: ch, wait: e.wait(), reforms: real}
+}
+
+// next reads the next event, skipping re-formed rings where they are
+// allowed. No scenario expects a ring that changes nothing, so a skip never
+// hides an event a scenario waits for.
 func (s *stream) next() quorum.QuorumEvent {
 	s.t.Helper()
-	select {
-	case ev, ok := <-s.ch:
-		if !ok {
-			s.t.Fatal("the stream closed; want an event")
+	deadline := time.After(s.wait)
+	for {
+		select {
+		case ev, ok := <-s.ch:
+			if !ok {
+				s.t.Fatal("the stream closed; want an event")
+			}
+			s.seq++
+			if ev.Seq != s.seq {
+				s.t.Fatalf("seq %d, want %d: %v", ev.Seq, s.seq, ev)
+			}
+			if s.reformation(ev) {
+				s.t.Logf("skipped a ring re-formed with the same members: %v", ev)
+				continue
+			}
+			if ev.Kind == quorum.EventNodeList || ev.Kind == quorum.EventQuorum {
+				s.last = ev
+			}
+			return ev
+		case <-deadline:
+			s.t.Fatalf("no event within %v", s.wait)
 		}
-		s.seq++
-		if ev.Seq != s.seq {
-			s.t.Fatalf("seq %d, want %d: %v", ev.Seq, s.seq, ev)
-		}
-		return ev
-	case <-time.After(s.wait):
-		s.t.Fatalf("no event within %v", s.wait)
+		return quorum.QuorumEvent{}
 	}
-	return quorum.QuorumEvent{}
 }
 
 func (s *stream) expect(kind quorum.EventKind, initial, quorate bool, members, joined, left []uint32) quorum.QuorumEvent {
@@ -106,6 +131,25 @@ func (s *stream) expect(kind quorum.EventKind, initial, quorate bool, members, j
 	want(s.t, ev, kind, initial, quorate, members, joined, left)
 	s.checkRing(ev)
 	return ev
+}
+
+// reformation tells whether ev belongs to a ring that changed nothing: its
+// nodelist event with nothing joined or left, then its quorum event with
+// quorate unchanged.
+func (s *stream) reformation(ev quorum.QuorumEvent) bool {
+	if !s.reforms || ev.Initial || !slices.Equal(ev.Members, s.last.Members) || ev.Quorate != s.last.Quorate {
+		return false
+	}
+	switch ev.Kind {
+	case quorum.EventNodeList:
+		if len(ev.Joined) == 0 && len(ev.Left) == 0 {
+			s.reformed = ev.RingID
+			return true
+		}
+	case quorum.EventQuorum:
+		return ev.RingID == s.reformed
+	}
+	return false
 }
 
 // checkRing: a ring is named after its lowest member, a quorum event
@@ -237,7 +281,7 @@ var scenarios = []scenario{
 		defer cl.Close()
 		slow, _ := cl.Subscribe(context.Background(), quorum.TrackCurrent|quorum.TrackChanges)
 		ch, _ := cl.Subscribe(context.Background(), quorum.TrackCurrent|quorum.TrackChanges, quorum.WithLossless(64))
-		witness := &stream{t: t, ch: ch, wait: e.wait()}
+		witness := newStream(t, e, ch)
 		witness.snapshot()
 		e.kill(t, 5)
 		witness.expect(quorum.EventNodeList, false, true, ids(1, 2, 3, 4), none, ids(5))
@@ -246,11 +290,13 @@ var scenarios = []scenario{
 		witness.expect(quorum.EventNodeList, false, true, ids(1, 2, 3), none, ids(4))
 		witness.expect(quorum.EventQuorum, false, true, ids(1, 2, 3), none, none)
 		// The slow subscriber read nothing. Its channel holds two events:
-		// whenever a third came, everything was merged into one.
+		// whenever a third came, everything was merged into one, so the
+		// first stands for all but the last of what the witness read
+		// (re-formed rings included).
 		first, second := <-slow, <-slow
 		if first.Seq != 1 || !first.Initial || first.Kind != quorum.EventNodeList || !first.Quorate ||
 			!slices.Equal(first.Members, ids(1, 2, 3)) || !slices.Equal(first.Left, ids(5, 4)) ||
-			len(first.Joined) != 0 || first.Coalesced != 4 {
+			len(first.Joined) != 0 || uint64(first.Coalesced) != witness.seq-2 {
 			t.Fatalf("slow subscriber's first event: %v", first)
 		}
 		if second.Seq != 2 || second.Kind != quorum.EventQuorum || !second.Quorate ||
@@ -299,7 +345,7 @@ var scenarios = []scenario{
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		s := &stream{t: t, ch: r.ch, wait: e.wait()}
+		s := newStream(t, e, r.ch)
 		settles(t, e, s, 1)
 		cancel()
 		for range r.ch {

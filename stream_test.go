@@ -61,10 +61,14 @@ func closed(t *testing.T, ch <-chan quorum.QuorumEvent) {
 }
 
 // want checks an event's kind, members, joined, left and flags.
+func matches(ev quorum.QuorumEvent, kind quorum.EventKind, initial, quorate bool, members, joined, left []uint32) bool {
+	return ev.Kind == kind && ev.Initial == initial && ev.Quorate == quorate &&
+		slices.Equal(ev.Members, members) && slices.Equal(ev.Joined, joined) && slices.Equal(ev.Left, left)
+}
+
 func want(t *testing.T, ev quorum.QuorumEvent, kind quorum.EventKind, initial, quorate bool, members, joined, left []uint32) {
 	t.Helper()
-	if ev.Kind != kind || ev.Initial != initial || ev.Quorate != quorate ||
-		!slices.Equal(ev.Members, members) || !slices.Equal(ev.Joined, joined) || !slices.Equal(ev.Left, left) {
+	if !matches(ev, kind, initial, quorate, members, joined, left) {
 		t.Fatalf("got  %v\nwant %s initial=%v quorate=%v members %v joined %v left %v",
 			ev, kind, initial, quorate, members, joined, left)
 	}

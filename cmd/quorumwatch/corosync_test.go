@@ -134,12 +134,22 @@ func TestRealCorosync(t *testing.T) {
 		}
 		return nil
 	}
-	// change expects a nodelist event and its quorum event.
+	ids := func(m map[string]any, k string) []uint32 { return idList(t, k, k, m[k]) }
+	var lastMembers []uint32
+	// change expects a nodelist event and its quorum event. A ring that
+	// corosync re-formed with the last members, which it does now and then
+	// while a node rejoins, comes first at times: its two events are
+	// skipped.
 	change := func(what string, members, joined, left []uint32, quorate bool) {
 		t.Helper()
 		nl := next(what)
 		q := next(what + " (quorum)")
-		ids := func(m map[string]any, k string) []uint32 { return idList(t, k, k, m[k]) }
+		for nl["kind"] == "nodelist" && len(ids(nl, "joined")) == 0 && len(ids(nl, "left")) == 0 &&
+			slices.Equal(ids(nl, "members"), lastMembers) {
+			t.Logf("skipped a ring re-formed with the same members")
+			nl, q = next(what), next(what+" (quorum)")
+		}
+		lastMembers = ids(nl, "members")
 		if nl["kind"] != "nodelist" || !slices.Equal(ids(nl, "members"), members) ||
 			!slices.Equal(ids(nl, "joined"), joined) || !slices.Equal(ids(nl, "left"), left) {
 			t.Fatalf("%s: nodelist event %v, want members %v joined %v left %v", what, nl, members, joined, left)
@@ -152,9 +162,11 @@ func TestRealCorosync(t *testing.T) {
 		}
 	}
 
-	if m := next("the snapshot"); m["kind"] != "nodelist" || m["initial"] != true {
-		t.Fatalf("first event %v, want the snapshot's nodelist", m)
+	first := next("the snapshot")
+	if first["kind"] != "nodelist" || first["initial"] != true {
+		t.Fatalf("first event %v, want the snapshot's nodelist", first)
 	}
+	lastMembers = ids(first, "members")
 	if m := next("the snapshot"); m["kind"] != "quorum" || m["initial"] != true || m["quorate"] != true {
 		t.Fatalf("second event %v, want the snapshot's quorum event, quorate", m)
 	}

@@ -368,10 +368,13 @@ func TestMembershipChanges(t *testing.T) {
 		quorate               bool
 		members, joined, left []uint32
 	}
-	var lastSeq uint64
+	var (
+		lastSeq     uint64
+		lastMembers []uint32 // nil until the snapshot
+	)
 	expect := func(step string, ws ...want) {
 		t.Helper()
-		got := waitNotifications(t, c, len(ws), 30*time.Second)
+		got := waitChanges(t, c, len(ws), 30*time.Second, lastMembers)
 		for i, w := range ws {
 			g := got[i]
 			ok := g.Kind == w.kind && slices.Equal(g.Members, w.members) && g.RingNode == 1 && g.RingSeq > lastSeq
@@ -388,7 +391,7 @@ func TestMembershipChanges(t *testing.T) {
 		if got[0].RingSeq != got[1].RingSeq {
 			t.Errorf("%s: nodelist and quorum carry different rings", step)
 		}
-		lastSeq = got[0].RingSeq
+		lastSeq, lastMembers = got[0].RingSeq, got[0].Members
 	}
 	none := []uint32{}
 	expect("snapshot",
