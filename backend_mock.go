@@ -19,7 +19,8 @@ import (
 //
 // It follows corosync's semantics: a trackstart snapshot of a nodelist then
 // a quorum notification, one nodelist and one quorum notification per
-// membership change, ring ids named after the lowest member with a growing
+// membership change (Reform adds a ring that changes nothing, as corosync
+// forms at times), ring ids named after the lowest member with a growing
 // sequence number, CS_ERR_EXIST for a second trackstart, CS_ERR_LIBRARY once
 // the local corosync stops. Quorum follows votequorum's majority rule: a
 // partition is quorate when its votes reach expected/2 + 1, where expected
@@ -241,6 +242,39 @@ func (c *SimCluster) Heal() {
 		n.group = 0
 	}
 	c.recompute(true)
+}
+
+// Reform makes the partition of node id form a new ring with the same
+// members, as corosync does when a membership round fails to take in a
+// rejoining node or a lost token is recovered: each node of that partition
+// gets a new ring id and a nodelist notification with nothing joined or
+// left, then a quorum notification. Code that treats every nodelist event
+// as a change can be tested against it. Node id must be running.
+func (c *SimCluster) Reform(id uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	if !n.up {
+		return fmt.Errorf("%w: node %d is stopped, so it forms no ring; Start it first", ErrInvalidParam, id)
+	}
+	c.seq += 4
+	for _, other := range c.ids {
+		o := c.nodes[other]
+		if !o.up || o.group != n.group {
+			continue
+		}
+		o.ring = RingID{NodeID: o.members[0], Seq: c.seq}
+		for sc := range o.conns {
+			if sc.tracking {
+				sc.enqueueLocked(sc.nodelist([]uint32{}, []uint32{}))
+				sc.enqueueLocked(sc.quorum())
+			}
+		}
+	}
+	return nil
 }
 
 // SetTwoNode turns votequorum's two_node mode on or off: with it, and two

@@ -57,8 +57,10 @@ func (f TrackFlags) wantsChanges() bool  { return f&(TrackChanges|TrackChangesOn
 type EventKind uint8
 
 const (
-	// EventNodeList is corosync's nodelist notification: the membership
-	// changed (or, with Initial, the current membership).
+	// EventNodeList is corosync's nodelist notification: a new ring was
+	// formed (or, with Initial, the current membership). Corosync at times
+	// forms a new ring with the same members, for instance while a node
+	// fails to rejoin; its event has nothing in Joined or Left.
 	EventNodeList EventKind = iota + 1
 	// EventQuorum is corosync's quorum notification. It follows every
 	// nodelist event for the same ring, whether or not quorate changed.

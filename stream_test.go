@@ -634,6 +634,61 @@ func TestPartitionHeal(t *testing.T) {
 	}
 }
 
+// TestSimReform: a re-formed ring reaches only the nodes of that partition,
+// with a new ring id, nothing joined or left, and its quorum event.
+func TestSimReform(t *testing.T) {
+	c := sim(t, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.Partition([]uint32{4, 5})
+	ch1, _ := quorum.Subscribe(ctx, quorum.TrackCurrent|quorum.TrackChanges, quorum.WithBackend(c.Backend(1)), quorum.WithLossless(16))
+	ch4, _ := quorum.Subscribe(ctx, quorum.TrackCurrent|quorum.TrackChanges, quorum.WithBackend(c.Backend(4)), quorum.WithLossless(16))
+	snap1, snap4 := next(t, ch1), next(t, ch4)
+	next(t, ch1)
+	next(t, ch4)
+
+	if err := c.Reform(5); err != nil {
+		t.Fatal(err)
+	}
+	nl := next(t, ch4)
+	want(t, nl, quorum.EventNodeList, false, false, []uint32{4, 5}, none, none)
+	if nl.RingID.NodeID != 4 || nl.RingID.Seq <= snap4.RingID.Seq {
+		t.Fatalf("re-formed ring %v after %v", nl.RingID, snap4.RingID)
+	}
+	q := next(t, ch4)
+	want(t, q, quorum.EventQuorum, false, false, []uint32{4, 5}, none, none)
+	if q.RingID != nl.RingID {
+		t.Fatalf("quorum event of ring %v after nodelist of %v", q.RingID, nl.RingID)
+	}
+	if _, ring, _, _ := c.View(5); ring != nl.RingID {
+		t.Fatalf("node 5's view has ring %v, want %v", ring, nl.RingID)
+	}
+
+	// Node 1's side got nothing: its next event is its own re-formation.
+	if err := c.Reform(1); err != nil {
+		t.Fatal(err)
+	}
+	nl = next(t, ch1)
+	want(t, nl, quorum.EventNodeList, false, true, []uint32{1, 2, 3}, none, none)
+	if nl.RingID.Seq <= snap1.RingID.Seq {
+		t.Fatalf("re-formed ring %v after %v", nl.RingID, snap1.RingID)
+	}
+	want(t, next(t, ch1), quorum.EventQuorum, false, true, []uint32{1, 2, 3}, none, none)
+
+	c.Stop(3)
+	if err := c.Reform(3); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("Reform on a stopped node: %v", err)
+	}
+	if err := c.Reform(42); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("Reform on an unknown node: %v", err)
+	}
+	cancel()
+	for _, ch := range []<-chan quorum.QuorumEvent{ch1, ch4} {
+		for range ch {
+		}
+	}
+}
+
 func TestSimVotequorum(t *testing.T) {
 	two, _ := quorum.NewSimClusterN(2)
 	two.Stop(2)
