@@ -131,53 +131,41 @@ func (c *SimCluster) Start(id uint32) error {
 // Freeze stops node id's corosync from answering (as SIGSTOP would): requests
 // and connects wait, and no notification is delivered, until Thaw.
 func (c *SimCluster) Freeze(id uint32) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.node(id)
-	if err != nil {
-		return err
-	}
-	if !n.frozen {
-		n.frozen = true
-		n.thaw = make(chan struct{})
-	}
-	return nil
+	return c.withNode(id, func(n *simNode) error {
+		if !n.frozen {
+			n.frozen = true
+			n.thaw = make(chan struct{})
+		}
+		return nil
+	})
 }
 
 // Thaw lets a frozen node id answer again; what it queued is delivered.
 func (c *SimCluster) Thaw(id uint32) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.node(id)
-	if err != nil {
-		return err
-	}
-	if n.frozen {
-		n.frozen = false
-		close(n.thaw)
-		for sc := range n.conns {
-			if len(sc.queue) > 0 {
-				sc.signalLocked()
+	return c.withNode(id, func(n *simNode) error {
+		if n.frozen {
+			n.frozen = false
+			close(n.thaw)
+			for sc := range n.conns {
+				if len(sc.queue) > 0 {
+					sc.signalLocked()
+				}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Disconnect drops every connection to node id's corosync, as an
 // instantaneous restart would: the clients see CS_ERR_LIBRARY, the membership
 // is unchanged.
 func (c *SimCluster) Disconnect(id uint32) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.node(id)
-	if err != nil {
-		return err
-	}
-	for sc := range n.conns {
-		sc.loseLocked()
-	}
-	return nil
+	return c.withNode(id, func(n *simNode) error {
+		for sc := range n.conns {
+			sc.loseLocked()
+		}
+		return nil
+	})
 }
 
 // FailConnects makes the next count connects to node id fail with err, which
@@ -198,16 +186,12 @@ func (c *SimCluster) FailConnects(id uint32, count int, err error) error {
 	if count < 0 {
 		return fmt.Errorf("%w: FailConnects count %d is negative", ErrInvalidParam, count)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, e := c.node(id)
-	if e != nil {
-		return e
-	}
-	for range count {
-		n.faults = append(n.faults, code)
-	}
-	return nil
+	return c.withNode(id, func(n *simNode) error {
+		for range count {
+			n.faults = append(n.faults, code)
+		}
+		return nil
+	})
 }
 
 // Partition splits the network: each group of node ids can see only its own
@@ -251,30 +235,26 @@ func (c *SimCluster) Heal() {
 // left, then a quorum notification. Code that treats every nodelist event
 // as a change can be tested against it. Node id must be running.
 func (c *SimCluster) Reform(id uint32) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.node(id)
-	if err != nil {
-		return err
-	}
-	if !n.up {
-		return fmt.Errorf("%w: node %d is stopped, so it forms no ring; Start it first", ErrInvalidParam, id)
-	}
-	c.seq += 4
-	for _, other := range c.ids {
-		o := c.nodes[other]
-		if !o.up || o.group != n.group {
-			continue
+	return c.withNode(id, func(n *simNode) error {
+		if !n.up {
+			return fmt.Errorf("%w: node %d is stopped, so it forms no ring; Start it first", ErrInvalidParam, id)
 		}
-		o.ring = RingID{NodeID: o.members[0], Seq: c.seq}
-		for sc := range o.conns {
-			if sc.tracking {
-				sc.enqueueLocked(sc.nodelist([]uint32{}, []uint32{}))
-				sc.enqueueLocked(sc.quorum())
+		c.seq += 4
+		for _, other := range c.ids {
+			o := c.nodes[other]
+			if !o.up || o.group != n.group {
+				continue
+			}
+			o.ring = RingID{NodeID: o.members[0], Seq: c.seq}
+			for sc := range o.conns {
+				if sc.tracking {
+					sc.enqueueLocked(sc.nodelist([]uint32{}, []uint32{}))
+					sc.enqueueLocked(sc.quorum())
+				}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // SetTwoNode turns votequorum's two_node mode on or off: with it, and two
@@ -291,50 +271,52 @@ func (c *SimCluster) SetTwoNode(on bool) {
 // whose quorum would exceed the votes present in that node's partition, or
 // fall below half of them.
 func (c *SimCluster) SetExpectedVotes(id uint32, votes uint32) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.node(id)
-	if err != nil {
-		return err
-	}
-	if !n.up {
-		return newError("votequorum_setexpected", cs.ErrLibrary, nil)
-	}
-	total := c.votes(n.members)
-	q := c.quorumFor(votes)
-	if votes == 0 || q > total || q < total/2 {
-		return fmt.Errorf("%w: expected votes %d would need %d votes for quorum, with %d present",
-			newError("votequorum_setexpected", cs.ErrInvalidParam, nil), votes, q, total)
-	}
-	c.expected = votes
-	c.recompute(true)
-	return nil
+	return c.withNode(id, func(n *simNode) error {
+		if !n.up {
+			return newError("votequorum_setexpected", cs.ErrLibrary, nil)
+		}
+		total := c.votes(n.members)
+		q := c.quorumFor(votes)
+		if votes == 0 || q > total || q < total/2 {
+			return fmt.Errorf("%w: expected votes %d would need %d votes for quorum, with %d present",
+				newError("votequorum_setexpected", cs.ErrInvalidParam, nil), votes, q, total)
+		}
+		c.expected = votes
+		c.recompute(true)
+		return nil
+	})
 }
 
 // View returns node id's current view, as corosync-quorumtool -s prints it.
 func (c *SimCluster) View(id uint32) (quorate bool, ring RingID, members []uint32, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.node(id)
-	if err != nil {
-		return false, RingID{}, nil, err
-	}
-	if !n.up {
-		return false, RingID{}, nil, newError("quorum_getquorate", cs.ErrLibrary, nil)
-	}
-	return n.quorate, n.ring, slices.Clone(n.members), nil
+	err = c.withNode(id, func(n *simNode) error {
+		if !n.up {
+			return newError("quorum_getquorate", cs.ErrLibrary, nil)
+		}
+		quorate, ring, members = n.quorate, n.ring, slices.Clone(n.members)
+		return nil
+	})
+	return quorate, ring, members, err
 }
 
-func (c *SimCluster) change(id uint32, f func(*simNode)) error {
+// withNode runs f on node id with the cluster locked.
+func (c *SimCluster) withNode(id uint32, f func(*simNode) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, err := c.node(id)
 	if err != nil {
 		return err
 	}
-	f(n)
-	c.recompute(true)
-	return nil
+	return f(n)
+}
+
+// change applies f to node id and derives every view anew.
+func (c *SimCluster) change(id uint32, f func(*simNode)) error {
+	return c.withNode(id, func(n *simNode) error {
+		f(n)
+		c.recompute(true)
+		return nil
+	})
 }
 
 func (c *SimCluster) votes(members []uint32) uint32 {
