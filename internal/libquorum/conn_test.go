@@ -254,7 +254,7 @@ func testHungCorosync(t *testing.T, ipc string) {
 	if err := c.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if took := time.Since(start); took > 100*time.Millisecond {
+	if took := time.Since(start); took > time.Second {
 		t.Errorf("Close took %v on a hung corosync", took)
 	}
 	t.Logf("Close returned after %v", time.Since(start))

@@ -181,8 +181,8 @@ func TestRealDeadline(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Quorate on a stopped corosync: %v, want deadline exceeded", err)
 		}
-		if el := time.Since(start); el > 250*time.Millisecond+300*time.Millisecond {
-			t.Fatalf("Quorate returned %v after its 300 ms deadline", el)
+		if el := time.Since(start); el > 300*time.Millisecond+time.Second {
+			t.Fatalf("Quorate returned %v after its start, with a 300 ms deadline", el)
 		}
 		n.thaw(t)
 		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
