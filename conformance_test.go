@@ -62,10 +62,10 @@ type stream struct {
 	wait time.Duration
 	seq  uint64
 	ring quorum.RingID // of the last nodelist or quorum event
-	// reforms allows rings re-formed with unchanged members, which a real
-	// corosync forms when a token is lost (seen under load: an isolated
-	// node formed its one-node ring twice). The simulation never forms
-	// one, so its streams stay strict.
+	// reforms skips rings re-formed with unchanged members (see
+	// testcluster.Reformed), which a real corosync forms at times. The
+	// simulation forms one only on SimCluster.Reform, so its streams stay
+	// strict.
 	reforms  bool
 	last     quorum.QuorumEvent // the last nodelist or quorum event read
 	reformed quorum.RingID      // the last ring skipped as a re-formation
@@ -137,17 +137,17 @@ func (s *stream) expect(kind quorum.EventKind, initial, quorate bool, members, j
 // nodelist event with nothing joined or left, then its quorum event with
 // quorate unchanged.
 func (s *stream) reformation(ev quorum.QuorumEvent) bool {
-	if !s.reforms || ev.Initial || !slices.Equal(ev.Members, s.last.Members) || ev.Quorate != s.last.Quorate {
+	if !s.reforms || ev.Initial || ev.Quorate != s.last.Quorate {
 		return false
 	}
 	switch ev.Kind {
 	case quorum.EventNodeList:
-		if len(ev.Joined) == 0 && len(ev.Left) == 0 {
+		if testcluster.Reformed(s.last.Members, ev.Members, ev.Joined, ev.Left) {
 			s.reformed = ev.RingID
 			return true
 		}
 	case quorum.EventQuorum:
-		return ev.RingID == s.reformed
+		return ev.RingID == s.reformed && slices.Equal(ev.Members, s.last.Members)
 	}
 	return false
 }

@@ -136,16 +136,14 @@ func TestRealCorosync(t *testing.T) {
 	}
 	ids := func(m map[string]any, k string) []uint32 { return idList(t, k, k, m[k]) }
 	var lastMembers []uint32
-	// change expects a nodelist event and its quorum event. A ring that
-	// corosync re-formed with the last members, which it does now and then
-	// while a node rejoins, comes first at times: its two events are
-	// skipped.
+	// change expects a nodelist event and its quorum event, after the two
+	// events of any ring re-formed with the last members (see
+	// testcluster.Reformed).
 	change := func(what string, members, joined, left []uint32, quorate bool) {
 		t.Helper()
 		nl := next(what)
 		q := next(what + " (quorum)")
-		for nl["kind"] == "nodelist" && len(ids(nl, "joined")) == 0 && len(ids(nl, "left")) == 0 &&
-			slices.Equal(ids(nl, "members"), lastMembers) {
+		for nl["kind"] == "nodelist" && testcluster.Reformed(lastMembers, ids(nl, "members"), ids(nl, "joined"), ids(nl, "left")) {
 			t.Logf("skipped a ring re-formed with the same members")
 			nl, q = next(what), next(what+" (quorum)")
 		}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -92,16 +91,15 @@ func waitNotifications(t *testing.T, c *Conn, want int, timeout time.Duration) [
 }
 
 // waitChanges is waitNotifications for what follows a change to the
-// cluster. A ring that corosync re-formed with the members of the last ring
-// (prev), which it does now and then while a node rejoins, is dropped: its
-// nodelist with nothing joined or left, and that ring's quorum
-// notification. A nil prev drops nothing.
+// cluster: a ring re-formed with the members of the last ring, prev (see
+// testcluster.Reformed), is dropped with its quorum notification. A nil
+// prev drops nothing.
 func waitChanges(t *testing.T, c *Conn, want int, timeout time.Duration, prev []uint32) []Notification {
 	t.Helper()
 	var reformed *uint64
 	keep := func(n Notification) bool {
 		switch {
-		case prev != nil && n.Kind == KindNodeList && len(n.Joined) == 0 && len(n.Left) == 0 && slices.Equal(n.Members, prev):
+		case n.Kind == KindNodeList && testcluster.Reformed(prev, n.Members, n.Joined, n.Left):
 			t.Logf("dropped a ring re-formed with the same members: %s", formatNotification(n))
 			reformed = &n.RingSeq
 			return false

@@ -52,10 +52,9 @@ func collect(t *testing.T, c *Conn, want int, d time.Duration) []Notification {
 	return got
 }
 
-// collectChanges is collect for what follows a change to the cluster. A
-// ring that corosync re-formed with the members of the last ring (prev),
-// which it does now and then while a node rejoins, is dropped: its nodelist
-// with nothing joined or left, and that ring's quorum notification.
+// collectChanges is collect for what follows a change to the cluster: a
+// ring re-formed with the members of the last ring, prev (see
+// testcluster.Reformed), is dropped with its quorum notification.
 func collectChanges(t *testing.T, c *Conn, want int, d time.Duration, prev []uint32) []Notification {
 	t.Helper()
 	var (
@@ -67,7 +66,7 @@ func collectChanges(t *testing.T, c *Conn, want int, d time.Duration, prev []uin
 		waitReadable(c.Fd(), 200*time.Millisecond)
 		err := c.Dispatch(func(n Notification) {
 			switch {
-			case n.Kind == KindNodeList && len(n.Joined) == 0 && len(n.Left) == 0 && slices.Equal(n.Members, prev):
+			case n.Kind == KindNodeList && testcluster.Reformed(prev, n.Members, n.Joined, n.Left):
 				t.Logf("dropped a ring re-formed with the same members: %+v", n)
 				reformed = &n.Ring
 			case n.Kind == KindQuorum && reformed != nil && n.Ring == *reformed:

@@ -3,6 +3,7 @@ package testcluster
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -147,4 +148,14 @@ func parseRingID(s string) (RingID, error) {
 		return RingID{}, fmt.Errorf("ring id %q: %v", s, err)
 	}
 	return RingID{NodeID: uint32(n), Seq: q}, nil
+}
+
+// Reformed reports whether a nodelist notification (members, joined, left)
+// is a ring corosync re-formed with the members of the last ring, prev.
+// Corosync forms such rings at times, for instance while a node fails to
+// rejoin at its first attempt; a test that waits for a change skips them
+// (and the quorum notification of the same ring), since whether one comes
+// depends on timing.
+func Reformed(prev, members, joined, left []uint32) bool {
+	return prev != nil && len(joined) == 0 && len(left) == 0 && slices.Equal(members, prev)
 }

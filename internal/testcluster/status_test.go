@@ -115,3 +115,24 @@ func FuzzParseStatus(f *testing.F) {
 		}
 	})
 }
+
+func TestReformed(t *testing.T) {
+	ids := func(v ...uint32) []uint32 { return v }
+	none := []uint32{}
+	for _, tc := range []struct {
+		name                        string
+		prev, members, joined, left []uint32
+		want                        bool
+	}{
+		{"same members, nothing joined or left", ids(1, 2, 3), ids(1, 2, 3), none, none, true},
+		{"a node left", ids(1, 2, 3), ids(1, 2), none, ids(3), false},
+		{"a node joined", ids(1, 2), ids(1, 2, 3), ids(3), none, false},
+		{"cut and healed before noticed", ids(1, 2, 3), ids(1, 2, 3), ids(3), ids(3), false},
+		{"members differ with nothing listed", ids(1, 2, 3), ids(1, 2), none, none, false},
+		{"no ring before", nil, ids(1), none, none, false},
+	} {
+		if got := Reformed(tc.prev, tc.members, tc.joined, tc.left); got != tc.want {
+			t.Errorf("%s: Reformed = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
