@@ -233,7 +233,9 @@ func (c *SimCluster) Heal() {
 // rejoining node or a lost token is recovered: each node of that partition
 // gets a new ring id and a nodelist notification with nothing joined or
 // left, then a quorum notification. Code that treats every nodelist event
-// as a change can be tested against it. Node id must be running.
+// as a change can be tested against it. Node id must be running. (The
+// conformance suite checks this against a real corosync, where such a ring
+// is made by stopping one node's corosync until the token is lost.)
 func (c *SimCluster) Reform(id uint32) error {
 	return c.withNode(id, func(n *simNode) error {
 		if !n.up {

@@ -40,6 +40,9 @@ type env interface {
 	thaw(t *testing.T, i int)
 	// view is node i's view as corosync-quorumtool -s shows it.
 	view(t *testing.T, i int) (quorate bool, members []uint32)
+	// reform makes the cluster form a new ring with the same members, by
+	// holding node i until the others lose the token.
+	reform(t *testing.T, i int)
 	// setExpected is corosync-quorumtool -e on node i.
 	setExpected(t *testing.T, i int, votes uint32)
 	// wait is how long a change may take to show up before it is a failure.
@@ -245,6 +248,21 @@ var scenarios = []scenario{
 		s1.expect(quorum.EventQuorum, false, true, all5, none, none)
 		s4.expect(quorum.EventNodeList, false, false, all5, ids(1, 2, 3, 5), none)
 		s4.expect(quorum.EventQuorum, false, true, all5, none, none)
+	}},
+	{"ring re-formed, same members", func(t *testing.T, e env) {
+		s1 := subscribe(t, e, 1, quorum.TrackCurrent|quorum.TrackChanges)
+		s5 := subscribe(t, e, 5, quorum.TrackCurrent|quorum.TrackChanges)
+		s1.snapshot()
+		s5.snapshot()
+		s1.reforms, s5.reforms = false, false // this ring is the point
+		e.reform(t, 5)
+		for _, s := range []*stream{s1, s5} {
+			nl := s.expect(quorum.EventNodeList, false, true, all5, none, none)
+			q := s.expect(quorum.EventQuorum, false, true, all5, none, none)
+			if q.RingID != nl.RingID {
+				t.Fatalf("quorum event of ring %v after the nodelist of %v", q.RingID, nl.RingID)
+			}
+		}
 	}},
 	{"second trackstart", func(t *testing.T, e env) {
 		ctx, cancel := context.WithTimeout(context.Background(), e.wait())
@@ -468,6 +486,7 @@ func (e *simEnv) partition(t *testing.T) {
 	must(t, e.c.Partition(groups...))
 }
 
+func (e *simEnv) reform(t *testing.T, i int) { must(t, e.c.Reform(uint32(i))) }
 func (e *simEnv) setExpected(t *testing.T, i int, v uint32) {
 	must(t, e.c.SetExpectedVotes(uint32(i), v))
 }
@@ -537,6 +556,7 @@ func (e *realEnv) heal(t *testing.T, i int) {
 	delete(e.cuts, i)
 }
 
+func (e *realEnv) reform(t *testing.T, i int) { must(t, e.cl.Reform(i)) }
 func (e *realEnv) setExpected(t *testing.T, i int, v uint32) {
 	must(t, e.cl.SetExpectedVotes(i, v))
 }

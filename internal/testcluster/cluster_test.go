@@ -321,6 +321,32 @@ func testLifecycle(t *testing.T, pids *pidLog) {
 		return
 	}
 
+	if !t.Run("Reform", func(t *testing.T) {
+		ring0 := status(t, c, 1).Ring
+		log0, err := c.Log(1)
+		must(t, err)
+		start := time.Now()
+		must(t, c.Reform(3))
+		for i := 1; i <= 3; i++ {
+			must(t, c.WaitStatus(context.Background(), i, func(s Status) bool {
+				return s.Ring.Seq > ring0.Seq && slices.Equal(s.Members, []uint32{1, 2, 3})
+			}, fmt.Sprintf("a ring after %v with members [1 2 3]", ring0)))
+		}
+		t.Logf("ring re-formed with the same members after %v", time.Since(start).Round(10*time.Millisecond))
+		// One ring, with no one leaving on the way (corosync logs "Sync
+		// left[N]: ..." when someone does).
+		log1, err := c.Log(1)
+		must(t, err)
+		if since := log1[len(log0):]; strings.Contains(since, "Sync left[") {
+			t.Errorf("a node left on the way through Reform:\n%s", since)
+		}
+		if err := c.Reform(9); err == nil {
+			t.Error("Reform of a node the cluster does not have succeeded")
+		}
+	}) {
+		return
+	}
+
 	if !t.Run("SetExpectedVotes", func(t *testing.T) {
 		// votequorum accepts an expected count as long as the current
 		// votes still reach quorum (5 → quorum 3 of 3 votes), applies it
