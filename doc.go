@@ -17,11 +17,13 @@
 //
 // Events mirror corosync's own notifications (quorum model V1): a snapshot
 // of a nodelist then a quorum event, marked Initial, when asked for with
-// TrackCurrent or TrackChanges; then for every membership change a nodelist
-// event (Joined, Left) followed by a quorum event for the same ring. A quorum
-// event may also come alone, when quorum changes without a membership change
-// (expected votes lowered, say). TrackCurrent alone is a one-shot snapshot;
-// TrackChangesOnly skips the snapshot.
+// TrackCurrent or TrackChanges; then for every new ring a nodelist event
+// (Joined, Left) followed by a quorum event for the same ring. A new ring
+// need not change the membership: corosync re-forms its ring at times (a
+// lost token, a node that fails to rejoin), and then Joined and Left are
+// empty. A quorum event may also come alone, when quorum changes without a
+// new ring (expected votes lowered, say). TrackCurrent alone is a one-shot
+// snapshot; TrackChangesOnly skips the snapshot.
 //
 // Every event carries the full view as now known (Quorate, RingID, Members),
 // so any one event is enough to act on. An unknown state is never reported
