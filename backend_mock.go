@@ -20,15 +20,16 @@ import (
 // It follows corosync's semantics: a trackstart snapshot of a nodelist then
 // a quorum notification, one nodelist and one quorum notification per
 // membership change (Reform adds a ring that changes nothing, as corosync
-// forms at times), ring ids named after the lowest member with a growing
-// sequence number, CS_ERR_EXIST for a second trackstart, CS_ERR_LIBRARY once
+// forms at times; Restart one in which a node left and joined at once),
+// ring ids named after the lowest member with a growing sequence number, CS_ERR_EXIST for a second trackstart, CS_ERR_LIBRARY once
 // the local corosync stops. Quorum follows votequorum's majority rule: a
 // partition is quorate when its votes reach expected/2 + 1, where expected
 // is the sum of all nodes' votes unless set; with two-node mode and two
 // expected votes, one vote is enough.
 //
-// What it does not model: timing (changes are instant, so a node cut off and
-// healed never shows up in joined and left at once), quorum devices, and the
+// What it does not model: timing (changes are instant, so the states a real
+// cluster passes through on its way, such as a restarted node alone in its
+// own ring before it joins, are not shown), quorum devices, and the
 // membership effects of a frozen corosync (Freeze stops only its IPC).
 //
 // All methods are safe for concurrent use. The zero value is not usable:
@@ -117,9 +118,35 @@ func (c *SimCluster) node(id uint32) (*simNode, error) {
 func (c *SimCluster) Stop(id uint32) error {
 	return c.change(id, func(n *simNode) {
 		n.up = false
-		for sc := range n.conns {
-			sc.loseLocked()
+		n.kill()
+	})
+}
+
+// kill ends node n's corosync process: its connections are lost, and a
+// freeze ends with it (SIGKILL ends a stopped process too).
+func (n *simNode) kill() {
+	for sc := range n.conns {
+		sc.loseLocked()
+	}
+	if n.frozen {
+		n.frozen = false
+		close(n.thaw)
+	}
+}
+
+// Restart kills node id's corosync and starts it again faster than the
+// other nodes notice (within the token timeout), as a quick restart of the
+// service does. Its clients lose their connection (a reconnection finds it
+// running), and every node of its partition gets one new ring with the
+// same members, in which node id both left and joined.
+func (c *SimCluster) Restart(id uint32) error {
+	return c.withNode(id, func(n *simNode) error {
+		if !n.up {
+			return fmt.Errorf("%w: node %d is stopped; Start starts it", ErrInvalidParam, id)
 		}
+		n.kill()
+		c.newRingLocked(n, []uint32{id}, []uint32{id})
+		return nil
 	})
 }
 
@@ -241,22 +268,29 @@ func (c *SimCluster) Reform(id uint32) error {
 		if !n.up {
 			return fmt.Errorf("%w: node %d is stopped, so it forms no ring; Start it first", ErrInvalidParam, id)
 		}
-		c.seq += 4
-		for _, other := range c.ids {
-			o := c.nodes[other]
-			if !o.up || o.group != n.group {
-				continue
-			}
-			o.ring = RingID{NodeID: o.members[0], Seq: c.seq}
-			for sc := range o.conns {
-				if sc.tracking {
-					sc.enqueueLocked(sc.nodelist([]uint32{}, []uint32{}))
-					sc.enqueueLocked(sc.quorum())
-				}
-			}
-		}
+		c.newRingLocked(n, []uint32{}, []uint32{})
 		return nil
 	})
+}
+
+// newRingLocked gives every running node of n's partition a new ring with
+// the same members, and tells their tracking connections: a nodelist
+// notification with joined and left as given, then a quorum notification.
+func (c *SimCluster) newRingLocked(n *simNode, joined, left []uint32) {
+	c.seq += 4
+	for _, other := range c.ids {
+		o := c.nodes[other]
+		if !o.up || o.group != n.group {
+			continue
+		}
+		o.ring = RingID{NodeID: o.members[0], Seq: c.seq}
+		for sc := range o.conns {
+			if sc.tracking {
+				sc.enqueueLocked(sc.nodelist(joined, left))
+				sc.enqueueLocked(sc.quorum())
+			}
+		}
+	}
 }
 
 // SetTwoNode turns votequorum's two_node mode on or off: with it, and two

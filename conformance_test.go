@@ -40,6 +40,9 @@ type env interface {
 	thaw(t *testing.T, i int)
 	// view is node i's view as corosync-quorumtool -s shows it.
 	view(t *testing.T, i int) (quorate bool, members []uint32)
+	// restart kills node i's corosync and starts it again before the
+	// others notice.
+	restart(t *testing.T, i int)
 	// reform makes the cluster form a new ring with the same members, by
 	// holding node i until the others lose the token.
 	reform(t *testing.T, i int)
@@ -264,6 +267,20 @@ var scenarios = []scenario{
 			}
 		}
 	}},
+	{"restarted before noticed", func(t *testing.T, e env) {
+		s1 := subscribe(t, e, 1, quorum.TrackCurrent|quorum.TrackChanges)
+		s5 := subscribe(t, e, 5, quorum.TrackCurrent|quorum.TrackChanges)
+		s1.snapshot()
+		s5.snapshot()
+		e.restart(t, 5)
+		s1.expect(quorum.EventNodeList, false, true, all5, ids(5), ids(5))
+		s1.expect(quorum.EventQuorum, false, true, all5, none, none)
+		if ev := s5.next(); ev.Kind != quorum.EventDisconnected || !errors.Is(ev.Err, quorum.ErrConnectionLost) {
+			t.Fatalf("node 5's subscriber after its corosync restarted: %v", ev)
+		}
+		want(t, s5.next(), quorum.EventReconnected, false, false, all5, none, none)
+		settles(t, e, s5, 5)
+	}},
 	{"second trackstart", func(t *testing.T, e env) {
 		ctx, cancel := context.WithTimeout(context.Background(), e.wait())
 		defer cancel()
@@ -486,7 +503,8 @@ func (e *simEnv) partition(t *testing.T) {
 	must(t, e.c.Partition(groups...))
 }
 
-func (e *simEnv) reform(t *testing.T, i int) { must(t, e.c.Reform(uint32(i))) }
+func (e *simEnv) restart(t *testing.T, i int) { must(t, e.c.Restart(uint32(i))) }
+func (e *simEnv) reform(t *testing.T, i int)  { must(t, e.c.Reform(uint32(i))) }
 func (e *simEnv) setExpected(t *testing.T, i int, v uint32) {
 	must(t, e.c.SetExpectedVotes(uint32(i), v))
 }
@@ -556,7 +574,10 @@ func (e *realEnv) heal(t *testing.T, i int) {
 	delete(e.cuts, i)
 }
 
-func (e *realEnv) reform(t *testing.T, i int) { must(t, e.cl.Reform(i)) }
+// restart relies on corosync starting (about 0.4 s) well inside the token
+// timeout (2.95 s with 5 nodes).
+func (e *realEnv) restart(t *testing.T, i int) { e.kill(t, i); e.start(t, i) }
+func (e *realEnv) reform(t *testing.T, i int)  { must(t, e.cl.Reform(i)) }
 func (e *realEnv) setExpected(t *testing.T, i int, v uint32) {
 	must(t, e.cl.SetExpectedVotes(i, v))
 }

@@ -126,7 +126,8 @@ type QuorumEvent struct {
 	Members []uint32
 	// Joined and Left are the node ids that joined and left since the
 	// previous event on this channel. A node that left and came back (or the
-	// reverse) between two deliveries is in both.
+	// reverse) between two deliveries is in both; so is a node whose
+	// corosync restarted before the others noticed, in a single ring.
 	Joined, Left []uint32
 	// Coalesced counts the notifications merged into this one because the
 	// subscriber was not reading: 0 means it stands alone.

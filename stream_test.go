@@ -689,6 +689,80 @@ func TestSimReform(t *testing.T) {
 	}
 }
 
+// TestSimRestart: a node restarted before the others notice is in both
+// joined and left of one new ring; its own clients reconnect to it.
+func TestSimRestart(t *testing.T) {
+	c := sim(t, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	flags := quorum.TrackCurrent | quorum.TrackChanges
+	ch1, _ := quorum.Subscribe(ctx, flags, quorum.WithBackend(c.Backend(1)), quorum.WithLossless(16))
+	ch5, _ := quorum.Subscribe(ctx, flags, quorum.WithBackend(c.Backend(5)), quorum.WithLossless(16), fast)
+	snap := next(t, ch1)
+	next(t, ch1)
+	next(t, ch5)
+	next(t, ch5)
+
+	if err := c.Restart(5); err != nil {
+		t.Fatal(err)
+	}
+	nl := next(t, ch1)
+	want(t, nl, quorum.EventNodeList, false, true, all5, []uint32{5}, []uint32{5})
+	if nl.RingID.NodeID != 1 || nl.RingID.Seq <= snap.RingID.Seq {
+		t.Fatalf("ring %v after %v", nl.RingID, snap.RingID)
+	}
+	want(t, next(t, ch1), quorum.EventQuorum, false, true, all5, none, none)
+	if ev := next(t, ch5); ev.Kind != quorum.EventDisconnected || !errors.Is(ev.Err, quorum.ErrConnectionLost) {
+		t.Fatalf("node 5's subscriber after the restart: %v", ev)
+	}
+	want(t, next(t, ch5), quorum.EventReconnected, false, false, all5, none, none)
+	nl5 := next(t, ch5)
+	want(t, nl5, quorum.EventNodeList, true, true, all5, none, none)
+	if nl5.RingID != nl.RingID {
+		t.Fatalf("node 5 came back in ring %v, node 1 is in %v", nl5.RingID, nl.RingID)
+	}
+	want(t, next(t, ch5), quorum.EventQuorum, true, true, all5, none, none)
+
+	// A frozen corosync that is killed lets its stuck clients go, and
+	// comes back unfrozen.
+	cl, err := quorum.Open(ctx, quorum.WithBackend(c.Backend(2)), quorum.WithoutReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	c.Freeze(2)
+	stuck := make(chan error, 1)
+	go func() { _, err := cl.Quorate(ctx); stuck <- err }()
+	c.Stop(2)
+	select {
+	case err := <-stuck:
+		if !errors.Is(err, quorum.ErrConnectionLost) {
+			t.Fatalf("Quorate on a frozen corosync that was killed: %v", err)
+		}
+	case <-time.After(hang):
+		t.Fatal("Quorate stayed stuck after the frozen corosync was killed")
+	}
+	c.Start(2)
+	cl2, err := quorum.Open(ctx, quorum.WithBackend(c.Backend(2)), quorum.WithoutReconnect())
+	if err != nil {
+		t.Fatalf("Open after a frozen corosync was killed and started: %v", err)
+	}
+	cl2.Close()
+
+	if err := c.Restart(2); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(3)
+	if err := c.Restart(3); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("Restart of a stopped node: %v", err)
+	}
+	cancel()
+	for _, ch := range []<-chan quorum.QuorumEvent{ch1, ch5} {
+		for range ch {
+		}
+	}
+}
+
 func TestSimVotequorum(t *testing.T) {
 	two, _ := quorum.NewSimClusterN(2)
 	two.Stop(2)
