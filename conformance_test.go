@@ -101,8 +101,8 @@ func newStream(t *testing.T, e env, ch <-chan quorum.QuorumEvent) *stream {
 }
 
 // next reads the next event, skipping re-formed rings where they are
-// allowed. No scenario expects a ring that changes nothing, so a skip never
-// hides an event a scenario waits for.
+// allowed. A scenario that waits for such a ring turns skipping off, so a
+// skip never hides an event a scenario waits for.
 func (s *stream) next() quorum.QuorumEvent {
 	s.t.Helper()
 	deadline := time.After(s.wait)
