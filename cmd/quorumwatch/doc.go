@@ -23,8 +23,10 @@
 //	                starting, and the whole limit of --once. Default 10s.
 //	--sim           play a simulated 5-node scenario seen from one node: two
 //	                nodes stop, the network splits (leaving the viewer without
-//	                quorum) and heals, the nodes start again, and the viewer's
-//	                corosync restarts. Steps are about 0.7s apart, narrated on
+//	                quorum) and heals, the nodes start again, another node's
+//	                corosync restarts too fast for the others to notice (it
+//	                both leaves and joins), and the viewer's corosync
+//	                restarts. Steps are about 0.7s apart, narrated on
 //	                stderr; every event is shown (nothing is coalesced). Exits 0
 //	                at the end.
 //	--node N        the simulated node whose view is shown (1 to 5, default 1).

@@ -125,6 +125,8 @@ func scenarioFor(viewer uint32) []want {
 		{"quorum", false, true, ids(1, 2, 3, 4), ids(), ids()},
 		{"nodelist", false, true, all, ids(5), ids()},
 		{"quorum", false, true, all, ids(), ids()},
+		{"nodelist", false, true, all, ids(2), ids(2)},
+		{"quorum", false, true, all, ids(), ids()},
 		{"disconnected", false, false, all, ids(), ids()},
 		{"reconnected", false, false, all, ids(), ids()},
 		{"nodelist", true, true, all, ids(), ids()},
@@ -192,8 +194,8 @@ func TestSimHuman(t *testing.T) {
 			t.Errorf("line %d: coalesced in a lossless scenario: %q", i+1, line)
 		}
 	}
-	if n := strings.Count(errOut, "quorumwatch: sim: "); n != 7 {
-		t.Errorf("stderr narrates %d steps, want 7:\n%s", n, errOut)
+	if n := strings.Count(errOut, "quorumwatch: sim: "); n != 8 {
+		t.Errorf("stderr narrates %d steps, want 8:\n%s", n, errOut)
 	}
 }
 
@@ -364,18 +366,18 @@ func TestSimChangesOnly(t *testing.T) {
 }
 
 func TestSimPaced(t *testing.T) {
-	// The pace separates the steps: seven steps, each after the pace.
+	// The pace separates the steps: eight steps, each after the pace.
 	pace := 30 * time.Millisecond
 	start := time.Now()
 	code, out, errOut := runT(t, context.Background(), env{pace: pace}, "--sim")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
 	}
-	if d := time.Since(start); d < 8*pace {
-		t.Errorf("scenario took %v, want at least %v (8 pauses)", d, 8*pace)
+	if d := time.Since(start); d < 9*pace {
+		t.Errorf("scenario took %v, want at least %v (9 pauses)", d, 9*pace)
 	}
-	if n := len(lines(out)); n != 18 {
-		t.Errorf("%d lines, want 18", n)
+	if n := len(lines(out)); n != 20 {
+		t.Errorf("%d lines, want 20", n)
 	}
 }
 
@@ -673,8 +675,8 @@ func TestSimShowsEveryEvent(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
 	}
 	got := lines(out.String())
-	if len(got) != 18 || strings.Contains(out.String(), "coalesced") {
-		t.Errorf("want 18 events, none coalesced:\n%s", out.String())
+	if len(got) != 20 || strings.Contains(out.String(), "coalesced") {
+		t.Errorf("want 20 events, none coalesced:\n%s", out.String())
 	}
 }
 

@@ -57,6 +57,8 @@ func newScenario(c *quorum.SimCluster, viewer uint32, log io.Writer) *scenario {
 		{say: "the network heals", do: func() error { c.Heal(); return nil }},
 		{say: fmt.Sprintf("corosync on node %d starts again", n[4]), do: func() error { return c.Start(n[4]) }},
 		{say: fmt.Sprintf("corosync on node %d starts again", n[5]), do: func() error { return c.Start(n[5]) }},
+		{say: fmt.Sprintf("corosync on node %d restarts before the others notice: it leaves and joins in one ring", n[2]),
+			do: func() error { return c.Restart(n[2]) }},
 		{say: fmt.Sprintf("corosync on node %d restarts: the connection drops and is made again", n[1]),
 			do: func() error { return c.Disconnect(n[1]) }, reconnects: true},
 	}
