@@ -228,6 +228,11 @@ type proc struct {
 	err  error // Wait's result, valid after done
 }
 
+// The node's files, all in its folder.
+func (nd *node) stateDir() string { return filepath.Join(nd.dir, "state") }
+func (nd *node) confPath() string { return filepath.Join(nd.dir, "corosync.conf") }
+func (nd *node) logPath() string  { return filepath.Join(nd.dir, "corosync.log") }
+
 func (p *proc) exited() bool {
 	select {
 	case <-p.done:
@@ -427,7 +432,7 @@ func (c *Cluster) create(ctx context.Context, n int) error {
 			addr: fmt.Sprintf("%s.%d", Subnet, i),
 			dir:  filepath.Join(c.dir, fmt.Sprintf("n%d", i)),
 		}
-		if err := os.MkdirAll(filepath.Join(nd.dir, "state"), 0o755); err != nil {
+		if err := os.MkdirAll(nd.stateDir(), 0o755); err != nil {
 			return err
 		}
 		if err := c.ipCmd(ctx, "netns", "add", nd.ns); err != nil {
@@ -504,7 +509,7 @@ func (c *Cluster) configText(nd *node) string {
 	w("\tblackbox: off")
 	w("}")
 	w("system {")
-	w("\tstate_dir: %s", filepath.Join(nd.dir, "state"))
+	w("\tstate_dir: %s", nd.stateDir())
 	if c.cfg.socketIPC {
 		w("\tqb_ipc_type: socket")
 	}
@@ -589,33 +594,24 @@ func (c *Cluster) Addr(i int) string {
 }
 
 // Dir returns node i's corosync state_dir, or "" when there is no node i.
-func (c *Cluster) Dir(i int) string {
-	nd, err := c.node(i)
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(nd.dir, "state")
-}
+func (c *Cluster) Dir(i int) string { return c.nodePath(i, (*node).stateDir) }
 
 // ConfPath returns the path of node i's corosync.conf, or "" when there is
 // no node i. Changes to it take effect at the node's next Start (or after
 // `corosync-cfgtool -R` for what corosync reloads).
-func (c *Cluster) ConfPath(i int) string {
-	nd, err := c.node(i)
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(nd.dir, "corosync.conf")
-}
+func (c *Cluster) ConfPath(i int) string { return c.nodePath(i, (*node).confPath) }
 
 // LogPath returns the file that collects node i's corosync stderr across
 // restarts, or "" when there is no node i.
-func (c *Cluster) LogPath(i int) string {
+func (c *Cluster) LogPath(i int) string { return c.nodePath(i, (*node).logPath) }
+
+// nodePath returns path(node i), or "" when there is no node i.
+func (c *Cluster) nodePath(i int, path func(*node) string) string {
 	nd, err := c.node(i)
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(nd.dir, "corosync.log")
+	return path(nd)
 }
 
 // Pid returns the pid of node i's corosync, or 0 when it is not running.
@@ -650,7 +646,7 @@ func (c *Cluster) startNode(nd *node) error {
 		return fmt.Errorf("testcluster: node %d: corosync already running (pid %d)", nd.id, nd.proc.pid)
 	}
 
-	logf, err := os.OpenFile(filepath.Join(nd.dir, "corosync.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(nd.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -659,7 +655,7 @@ func (c *Cluster) startNode(nd *node) error {
 
 	// ip netns exec gives the node a private mount namespace; a tmpfs on
 	// /run there gives each corosync its own /run/corosync.pid lock.
-	script := "mount -t tmpfs tmpfs /run && exec " + shellQuote(c.tools.corosync) + " -f -c " + shellQuote(filepath.Join(nd.dir, "corosync.conf"))
+	script := "mount -t tmpfs tmpfs /run && exec " + shellQuote(c.tools.corosync) + " -f -c " + shellQuote(nd.confPath())
 	cmd := exec.Command(c.tools.ip, "netns", "exec", nd.ns, "/bin/sh", "-c", script)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -975,7 +971,7 @@ func (c *Cluster) GrantUID(i int, uid uint32) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(nd.dir, "corosync.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(nd.confPath(), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
@@ -1098,13 +1094,13 @@ func (c *Cluster) Log(i int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := os.ReadFile(filepath.Join(nd.dir, "corosync.log"))
+	b, err := os.ReadFile(nd.logPath())
 	return string(b), err
 }
 
 // logTail returns the last n lines of nd's log, or a note why not.
 func (c *Cluster) logTail(nd *node, n int) string {
-	b, err := os.ReadFile(filepath.Join(nd.dir, "corosync.log"))
+	b, err := os.ReadFile(nd.logPath())
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
