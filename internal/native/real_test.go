@@ -122,21 +122,31 @@ func TestRealSession(t *testing.T) {
 		if err := c.TrackStop(ctx); err != nil {
 			t.Fatalf("TrackStop: %v", err)
 		}
-		dir := filepath.Dir(c.IPC().ServerFiles()[0])
-		if _, err := os.Stat(dir); err != nil {
-			t.Fatalf("server directory %s: %v", dir, err)
+		// libqb 1.0.4 and later put the files in a directory of the
+		// connection's own, which must go too; older ones put them
+		// straight into /dev/shm, which must stay.
+		files := c.IPC().ServerFiles()
+		if dir := filepath.Dir(files[0]); dir != "/dev/shm" {
+			files = append(files, dir)
+		}
+		for _, f := range files {
+			if _, err := os.Stat(f); err != nil {
+				t.Fatalf("server file %s: %v", f, err)
+			}
 		}
 		c.Close()
 		closed = true
 		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if _, err := os.Stat(dir); os.IsNotExist(err) {
-				break
+		for _, f := range files {
+			for {
+				if _, err := os.Stat(f); os.IsNotExist(err) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s still exists 5 s after Close", f)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s still exists 5 s after Close", dir)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }

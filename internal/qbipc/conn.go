@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +36,9 @@ type transport interface {
 	readEvent() ([]byte, bool, error)
 	// pollFd is readable when an event is queued (or the server is gone).
 	pollFd() int
-	close()
+	// close releases the transport and returns the server's files whose
+	// last reference it dropped: removing those falls to the client.
+	close() (last []string)
 	// files are the server's files behind the connection, for removal
 	// when the server died without removing them.
 	files() []string
@@ -56,7 +57,11 @@ type Conn struct {
 	typ    Transport
 	maxMsg uint32
 	peer   unix.Ucred
-	files  []string
+	// files are the server's files for this connection, and connDir the
+	// directory of the connection's own that holds them ("" when they lie
+	// directly in /dev/shm, as up to libqb 1.0.3).
+	files   []string
+	connDir string
 
 	// reqs holds one token; a Request owns the request path while holding
 	// it, including pending.
@@ -328,19 +333,21 @@ func (c *Conn) Close() error {
 		c.life.Lock()
 		defer c.life.Unlock()
 		orphaned := hungUp(c.setup) && c.serverGone()
-		c.tr.close()
+		remove := c.tr.close()
 		_ = unix.Shutdown(c.setup, unix.SHUT_RDWR)
 		_ = unix.Close(c.setup)
 		if orphaned {
 			// The server died (SIGKILL, crash) without removing its
 			// files; like libqb's client, remove them so that /dev/shm
-			// does not fill up. Their names were checked at connect.
-			for _, f := range c.tr.files() {
-				_ = unix.Unlink(f)
-			}
-			if len(c.files) > 0 {
-				_ = unix.Rmdir(filepath.Dir(c.files[0]))
-			}
+			// does not fill up.
+			remove = c.files
+		}
+		// Their names were checked at connect.
+		for _, f := range remove {
+			_ = unix.Unlink(f)
+		}
+		if len(remove) > 0 && c.connDir != "" {
+			_ = unix.Rmdir(c.connDir)
 		}
 	})
 	return nil

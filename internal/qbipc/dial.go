@@ -93,10 +93,8 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	c := &Conn{setup: fd, typ: resp.Type, maxMsg: maxMsg, peer: peer, reqs: make(chan struct{}, 1)}
 	switch resp.Type {
 	case TransportSHM:
-		c.files = []string{resp.Request, resp.Response, resp.Event}
 		c.tr, err = openSHM(fd, resp, maxMsg, shmDir)
 	case TransportSocket:
-		c.files = []string{resp.Request}
 		c.tr, err = openSocket(fd, resp, maxMsg, shmDir)
 	default:
 		err = &cs.Error{Op: op, Code: cs.ErrNotSupported, Err: fmt.Errorf("unknown connection type %d", resp.Type)}
@@ -108,6 +106,8 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 		return nil, wrapErr(op, err)
 	}
+	c.files = c.tr.files()
+	c.connDir = connDir(c.files, shmDir)
 	ok = true
 	return c, nil
 }
@@ -191,12 +191,35 @@ func parseCreds(oob []byte) (unix.Ucred, error) {
 	return unix.Ucred{}, errors.New("no SCM_CREDENTIALS")
 }
 
-// checkShmName refuses a server-supplied file name that is not a clean
-// absolute path inside dir.
-func checkShmName(name, dir string) error {
+// shmPath turns a file name from the handshake into the path to open. From
+// libqb 1.0.4 on, the server names absolute paths in a directory of the
+// connection's own; up to 1.0.3 it names bare bases of files that lie
+// directly in /dev/shm, which libqb's client opens as /dev/shm/qb-<base>.
+// Either way the result is a clean path inside dir, or an error.
+func shmPath(name, dir string) (string, error) {
 	dir = filepath.Clean(dir)
-	if !filepath.IsAbs(name) || filepath.Clean(name) != name || !strings.HasPrefix(name, dir+"/") {
-		return fmt.Errorf("%w: server named %q, which is not inside %s", errMalformed, name, dir)
+	if !strings.Contains(name, "/") {
+		if name == "" || name == "." || name == ".." || len(name) > pathMax-len(dir)-16 {
+			return "", fmt.Errorf("%w: server named file %q", errMalformed, name)
+		}
+		return dir + "/qb-" + name, nil
 	}
-	return nil
+	if !filepath.IsAbs(name) || filepath.Clean(name) != name || !strings.HasPrefix(name, dir+"/") {
+		return "", fmt.Errorf("%w: server named %q, which is not inside %s", errMalformed, name, dir)
+	}
+	return name, nil
+}
+
+// connDir is the directory of the connection's own that holds files (libqb
+// 1.0.4 and later), or "" when they lie directly in dir (up to 1.0.3): dir
+// itself is never the connection's to remove.
+func connDir(files []string, dir string) string {
+	if len(files) == 0 {
+		return ""
+	}
+	d := filepath.Dir(files[0])
+	if d == filepath.Clean(dir) {
+		return ""
+	}
+	return d
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -540,24 +541,37 @@ func TestOrphanedFiles(t *testing.T) {
 		t.Skip("claiming another pid in SCM_CREDENTIALS needs root")
 	}
 	forTransports(t, func(t *testing.T, socket bool) {
-		// A child stands in for the server process, so that it can die.
-		child := exec.Command("sleep", "30")
-		if err := child.Start(); err != nil {
-			t.Skip(err)
-		}
-		defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
-		s := qbipctest.Start(t, qbipctest.Options{Socket: socket, PeerPID: int32(child.Process.Pid)})
-		c, sc := mustDial(t, s)
-		if pid, _, _ := c.Peer(); pid != int32(child.Process.Pid) {
-			t.Fatalf("peer pid %d", pid)
-		}
-		sc.HangUp()
-		_ = child.Process.Kill()
-		_ = child.Wait()
-		c.Close()
-		if _, err := os.Stat(sc.Dir); !os.IsNotExist(err) {
+		for _, flat := range []bool{false, true} {
+			// A child stands in for the server process, so that it can die.
+			child := exec.Command("sleep", "30")
+			if err := child.Start(); err != nil {
+				t.Skip(err)
+			}
+			defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+			s := qbipctest.Start(t, qbipctest.Options{Socket: socket, PeerPID: int32(child.Process.Pid), FlatNames: flat})
+			c, sc := mustDial(t, s)
+			if pid, _, _ := c.Peer(); pid != int32(child.Process.Pid) {
+				t.Fatalf("peer pid %d", pid)
+			}
+			files := c.ServerFiles()
+			sc.HangUp()
+			_ = child.Process.Kill()
+			_ = child.Wait()
+			c.Close()
 			ents, _ := os.ReadDir(sc.Dir)
-			t.Fatalf("%s after Close: %v, %d entries left", sc.Dir, err, len(ents))
+			if flat {
+				// The files lay in the shared directory, which stays.
+				for _, f := range files {
+					if _, err := os.Stat(f); !os.IsNotExist(err) {
+						t.Errorf("flat: %s after Close: %v", f, err)
+					}
+				}
+				if len(ents) != 0 {
+					t.Errorf("flat: %d entries left in %s", len(ents), sc.Dir)
+				}
+			} else if _, err := os.Stat(sc.Dir); !os.IsNotExist(err) {
+				t.Fatalf("%s after Close: %v, %d entries left", sc.Dir, err, len(ents))
+			}
 		}
 	})
 	// A live server keeps its files.
@@ -943,6 +957,89 @@ func TestDoorbellBackpressure(t *testing.T) {
 		if waitReadable(sc.Setup, 20*time.Millisecond) == nil {
 			k, _ := unix.Read(sc.Setup, b[:])
 			rang += k
+		}
+	}
+}
+
+// TestFlatNames: libqb up to 1.0.3 names bare bases in the handshake, whose
+// files lie directly in /dev/shm; the client must find them there, work as
+// usual, and never treat /dev/shm as the connection's to remove.
+func TestFlatNames(t *testing.T) {
+	forTransports(t, func(t *testing.T, socket bool) {
+		s := qbipctest.Start(t, qbipctest.Options{Socket: socket, FlatNames: true})
+		c, sc := mustDial(t, s)
+		for _, f := range c.ServerFiles() {
+			if filepath.Dir(f) != s.Dir || !strings.HasPrefix(filepath.Base(f), "qb-"+s.Service+"-") {
+				t.Fatalf("server file %s, want qb-%s-* directly in %s", f, s.Service, s.Dir)
+			}
+			if _, err := os.Stat(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		serve(t, sc, func(req []byte) []byte { return resp(7, 40, req[16]) })
+		got, err := c.Request(context.Background(), msg(3, 24, 9), any)
+		if err != nil || len(got) != 40 || got[16] != 1 || got[24] != 9+16+24 {
+			t.Fatalf("Request: %x, %v", got, err)
+		}
+		if err := sc.SendEvent(resp(5, 32, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitReadable(c.Fd(), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if ev, ok, err := c.ReadEvent(); err != nil || !ok || len(ev) != 32 {
+			t.Fatalf("ReadEvent: %x %v %v", ev, ok, err)
+		}
+	})
+}
+
+// TestLastReference: when the server has dropped its reference to the rings
+// first, removing their files falls to the client, as in libqb; the
+// connection's own directory goes with them, the shared one never.
+func TestLastReference(t *testing.T) {
+	for _, flat := range []bool{false, true} {
+		t.Run(fmt.Sprintf("flat=%v", flat), func(t *testing.T) {
+			s := qbipctest.Start(t, qbipctest.Options{FlatNames: flat})
+			c, sc := mustDial(t, s)
+			files := c.ServerFiles()
+			for _, r := range []*qbipctest.Ring{sc.Request, sc.Response, sc.Event} {
+				r.SetRefCount(r.RefCount() - 1)
+			}
+			c.Close()
+			for _, f := range files {
+				if _, err := os.Stat(f); !os.IsNotExist(err) {
+					t.Errorf("%s after the last reference was dropped: %v", f, err)
+				}
+			}
+			_, err := os.Stat(sc.Dir)
+			if flat && err != nil {
+				t.Errorf("the shared directory %s went: %v", sc.Dir, err)
+			}
+			if !flat && !os.IsNotExist(err) {
+				t.Errorf("the connection's directory %s is still there: %v", sc.Dir, err)
+			}
+		})
+	}
+}
+
+func TestShmPath(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{
+		{"/dev/shm/qb-1-2-3-abc/qb-request-quorum", "/dev/shm/qb-1-2-3-abc/qb-request-quorum"},
+		{"quorum-request-10-20-30", "/dev/shm/qb-quorum-request-10-20-30"},
+		{"/dev/shm/qb-quorum-control-10-20-30", "/dev/shm/qb-quorum-control-10-20-30"},
+		{"", ""},
+		{"..", ""},
+		{".", ""},
+		{"/tmp/x", ""},
+		{"/dev/shm", ""},
+		{"/dev/shm/../etc/passwd", ""},
+		{"/dev/shm//x", ""},
+		{"dir/x", ""},
+		{strings.Repeat("x", pathMax), ""},
+	} {
+		got, err := shmPath(tc.name, "/dev/shm")
+		if got != tc.want || (err == nil) != (tc.want != "") {
+			t.Errorf("shmPath(%q) = %q, %v; want %q", tc.name, got, err, tc.want)
 		}
 	}
 }

@@ -288,15 +288,18 @@ func (r *ring) write(msg []byte) (err error) {
 
 // close drops our reference and unmaps. The server deletes the files once
 // the connection ends.
-func (r *ring) close() {
+// close drops the client's reference and the mappings. It reports whether
+// that reference was the last one, in which case, as in libqb, removing the
+// ring's files falls to this side: the server closed its end first.
+func (r *ring) close() (last bool) {
 	if r == nil {
-		return
+		return false
 	}
 	func() {
 		var err error
 		defer unguard(&err, faultGuard())
 		if r.ref {
-			atomic.AddInt32(r.refCount(), -1)
+			last = atomic.AddInt32(r.refCount(), -1) == 0
 			r.ref = false
 		}
 	}()
@@ -308,4 +311,5 @@ func (r *ring) close() {
 		_ = unix.Munmap(r.hdr)
 		r.hdr = nil
 	}
+	return last
 }

@@ -25,8 +25,9 @@ type shmTransport struct {
 }
 
 func openSHM(setup int, r connResponse, maxMsg uint32, dir string) (t *shmTransport, err error) {
-	for _, n := range []string{r.Request, r.Response, r.Event} {
-		if err := checkShmName(n, dir); err != nil {
+	var bases [3]string
+	for i, n := range []string{r.Request, r.Response, r.Event} {
+		if bases[i], err = shmPath(n, dir); err != nil {
 			return nil, err
 		}
 	}
@@ -37,13 +38,13 @@ func openSHM(setup int, r connResponse, maxMsg uint32, dir string) (t *shmTransp
 			t = nil
 		}
 	}()
-	if t.req, err = openRing(r.Request, maxMsg); err != nil {
+	if t.req, err = openRing(bases[0], maxMsg); err != nil {
 		return t, fmt.Errorf("request ring: %w", err)
 	}
-	if t.resp, err = openRing(r.Response, maxMsg); err != nil {
+	if t.resp, err = openRing(bases[1], maxMsg); err != nil {
 		return t, fmt.Errorf("response ring: %w", err)
 	}
-	if t.ev, err = openRing(r.Event, maxMsg); err != nil {
+	if t.ev, err = openRing(bases[2], maxMsg); err != nil {
 		return t, fmt.Errorf("event ring: %w", err)
 	}
 	return t, nil
@@ -150,12 +151,15 @@ func (t *shmTransport) readAcks() {
 
 func (t *shmTransport) pollFd() int { return t.setup }
 
-func (t *shmTransport) close() {
+func (t *shmTransport) close() (last []string) {
 	t.closeOnce.Do(func() {
-		t.req.close()
-		t.resp.close()
-		t.ev.close()
+		for _, r := range []*ring{t.req, t.resp, t.ev} {
+			if r != nil && r.close() {
+				last = append(last, r.name+"-header", r.name+"-data")
+			}
+		}
 	})
+	return last
 }
 
 func (t *shmTransport) files() []string {

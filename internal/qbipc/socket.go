@@ -38,7 +38,10 @@ type sockTransport struct {
 }
 
 func openSocket(setup int, r connResponse, maxMsg uint32, dir string) (t *sockTransport, err error) {
-	if err := checkShmName(r.Request, dir); err != nil {
+	// The control file is a file; the socket base only names abstract
+	// sockets, relative (libqb up to 1.0.3) or not.
+	ctlPath, err := shmPath(r.Request, dir)
+	if err != nil {
 		return nil, err
 	}
 	t = &sockTransport{reqSock: -1, evSock: -1, wakeFd: -1, epollFd: -1, maxMsg: maxMsg}
@@ -48,8 +51,8 @@ func openSocket(setup int, r connResponse, maxMsg uint32, dir string) (t *sockTr
 			t = nil
 		}
 	}()
-	t.ctlPath = r.Request
-	if t.ctl, err = mapFile(r.Request, ctlSize, ctlSize); err != nil {
+	t.ctlPath = ctlPath
+	if t.ctl, err = mapFile(ctlPath, ctlSize, ctlSize); err != nil {
 		return t, fmt.Errorf("control file: %w", err)
 	}
 	if t.reqSock, err = dgramConnect(r.Response+"-response", r.Response+"-request", maxMsg); err != nil {
@@ -223,7 +226,10 @@ func (t *sockTransport) readEvent() ([]byte, bool, error) {
 
 func (t *sockTransport) pollFd() int { return t.epollFd }
 
-func (t *sockTransport) close() {
+// close releases the sockets and the mapping. The control file has no
+// reference count: the server removes it, or Close does once the server
+// died.
+func (t *sockTransport) close() []string {
 	t.closeOne.Do(func() {
 		for _, fd := range []int{t.epollFd, t.reqSock, t.evSock, t.wakeFd} {
 			if fd >= 0 {
@@ -235,6 +241,7 @@ func (t *sockTransport) close() {
 			t.ctl = nil
 		}
 	})
+	return nil
 }
 
 func (t *sockTransport) files() []string { return []string{t.ctlPath} }

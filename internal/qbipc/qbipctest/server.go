@@ -56,6 +56,17 @@ type Options struct {
 	// BeforeRespond, if set, runs on an accepted connection after its
 	// files exist and before the handshake response is sent.
 	BeforeRespond func(*Conn)
+	// FlatNames lays a connection's files out as libqb up to 1.0.3 does:
+	// directly in Server.Dir rather than in a directory of their own, and
+	// named in the handshake by bare bases (SHM: "<service>-request-<id>",
+	// whose files are Dir/qb-<base>-header and -data) or, for SOCKET, by an
+	// absolute control file and a bare socket base.
+	FlatNames bool
+	// RequestIDs, if not 0, is how many request ids the service has. A
+	// request with any other id fails the test and hangs up, because
+	// corosync 2.x looks its handler up without a range check and dies of
+	// SIGSEGV on one.
+	RequestIDs int32
 }
 
 // Server listens for connections until the test ends.
@@ -65,6 +76,7 @@ type Server struct {
 	// Dir holds the connections' files; clients need it as ShmDir.
 	Dir    string
 	opts   Options
+	tb     testing.TB
 	lfd    int
 	conns  chan *Conn
 	silent []int // accepted and never answered, closed at stop
@@ -85,6 +97,7 @@ func Start(tb testing.TB, opts Options) *Server {
 		Service: "qbipctest-" + hex.EncodeToString(rnd[:]),
 		Dir:     tb.TempDir(),
 		opts:    opts,
+		tb:      tb,
 		conns:   make(chan *Conn, 16),
 		quit:    make(chan struct{}),
 	}
@@ -173,7 +186,8 @@ func (s *Server) Next(tb testing.TB) *Conn {
 type Conn struct {
 	// Setup is the accepted stream socket.
 	Setup int
-	// Dir is the connection's directory (removed on Close).
+	// Dir is the connection's directory (removed on Close), or with
+	// FlatNames the server's, which holds the connection's files.
 	Dir string
 	// Request, Response and Event are the SHM rings (nil for SOCKET).
 	Request, Response, Event *Ring
@@ -183,6 +197,10 @@ type Conn struct {
 	ctl             []byte
 	reqSock, evSock int
 	respTo, evTo    string
+	flat            bool
+	id              string   // names the connection's files
+	created         []string // with flat, the files to remove on Close
+	server          *Server
 	closeOnce       sync.Once
 }
 
@@ -205,8 +223,11 @@ func (s *Server) handshake(fd int) (*Conn, error) {
 		var rnd [4]byte
 		_, _ = rand.Read(rnd[:])
 		c = &Conn{Setup: fd, Dir: filepath.Join(s.Dir, "qb-"+hex.EncodeToString(rnd[:])),
-			ClientMaxMsgSize: le.Uint32(req[16:]), reqSock: -1, evSock: -1}
-		if err := os.Mkdir(c.Dir, 0o700); err != nil {
+			ClientMaxMsgSize: le.Uint32(req[16:]), reqSock: -1, evSock: -1,
+			flat: s.opts.FlatNames, id: hex.EncodeToString(rnd[:]), server: s}
+		if c.flat {
+			c.Dir = s.Dir
+		} else if err := os.Mkdir(c.Dir, 0o700); err != nil {
 			return nil, err
 		}
 		typ := int32(1)
@@ -216,9 +237,9 @@ func (s *Server) handshake(fd int) (*Conn, error) {
 		var names [3]string
 		var err error
 		if s.opts.Socket {
-			names, err = c.setupSocket(s.opts)
+			names, err = c.setupSocket(s.opts, s.Service)
 		} else {
-			names, err = c.setupSHM(s.opts)
+			names, err = c.setupSHM(s.opts, s.Service)
 		}
 		if err != nil {
 			c.Close()
@@ -263,33 +284,46 @@ func (s *Server) handshake(fd int) (*Conn, error) {
 	return c, nil
 }
 
-func (c *Conn) setupSHM(o Options) ([3]string, error) {
+func (c *Conn) setupSHM(o Options, service string) ([3]string, error) {
 	data := o.DataBytes
 	if data == 0 {
 		page := os.Getpagesize()
 		data = (int(o.MaxMsgSize) + 13 + page - 1) / page * page
 	}
 	names := [3]string{c.Dir + "/qb-request-test", c.Dir + "/qb-response-test", c.Dir + "/qb-event-test"}
+	bases := names
+	if c.flat {
+		for i, dir := range []string{"request", "response", "event"} {
+			names[i] = service + "-" + dir + "-" + c.id
+			bases[i] = c.Dir + "/qb-" + names[i]
+			c.created = append(c.created, bases[i]+"-header", bases[i]+"-data")
+		}
+	}
 	var err error
-	if c.Request, err = createRing(names[0], data, 4); err != nil {
+	if c.Request, err = createRing(bases[0], data, 4); err != nil {
 		return names, err
 	}
-	if c.Response, err = createRing(names[1], data, 0); err != nil {
+	if c.Response, err = createRing(bases[1], data, 0); err != nil {
 		return names, err
 	}
-	if c.Event, err = createRing(names[2], data, 0); err != nil {
+	if c.Event, err = createRing(bases[2], data, 0); err != nil {
 		return names, err
 	}
 	return names, nil
 }
 
-func (c *Conn) setupSocket(o Options) ([3]string, error) {
+func (c *Conn) setupSocket(o Options, service string) ([3]string, error) {
 	ctlPath := c.Dir + "/qb-control-test"
+	base := c.Dir + "/qb-test"
+	if c.flat {
+		ctlPath = c.Dir + "/qb-" + service + "-control-" + c.id
+		base = "qb-" + service + "-" + c.id
+		c.created = append(c.created, ctlPath)
+	}
 	var err error
 	if c.ctl, err = createMapped(ctlPath, 24); err != nil {
 		return [3]string{}, err
 	}
-	base := c.Dir + "/qb-test"
 	if c.reqSock, err = dgramBind(base + "-request"); err != nil {
 		return [3]string{}, err
 	}
@@ -303,6 +337,26 @@ func (c *Conn) setupSocket(o Options) ([3]string, error) {
 // ReadRequest returns the next request, waiting up to d: for SHM it reads
 // the doorbell byte and then the request ring, for SOCKET one datagram.
 func (c *Conn) ReadRequest(d time.Duration) ([]byte, error) {
+	msg, err := c.readRequest(d)
+	if err != nil {
+		return nil, err
+	}
+	if n := c.server.opts.RequestIDs; n != 0 {
+		id := int32(-1)
+		if len(msg) >= 4 {
+			id = int32(binary.NativeEndian.Uint32(msg))
+		}
+		if id < 0 || id >= n {
+			c.server.tb.Errorf("qbipctest: %s request id %d: the service has ids 0-%d only, and corosync 2.x "+
+				"would have died of SIGSEGV on this one", c.server.Service, id, n-1)
+			c.HangUp()
+			return nil, fmt.Errorf("qbipctest: unknown request id %d", id)
+		}
+	}
+	return msg, nil
+}
+
+func (c *Conn) readRequest(d time.Duration) ([]byte, error) {
 	if c.ctl != nil {
 		if err := waitIn(c.reqSock, d); err != nil {
 			return nil, err
@@ -382,7 +436,12 @@ func (c *Conn) Close() {
 				unix.Close(fd)
 			}
 		}
-		_ = os.RemoveAll(c.Dir)
+		if !c.flat {
+			_ = os.RemoveAll(c.Dir)
+		}
+		for _, f := range c.created {
+			_ = os.Remove(f)
+		}
 	})
 }
 
