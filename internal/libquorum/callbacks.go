@@ -84,3 +84,17 @@ func goNodelistNotify(ctx C.uintptr_t, ringNode C.uint32_t, ringSeq C.uint64_t,
 		Left:     copyList(nl, left),
 	})
 }
+
+//export goV0Notify
+func goV0Notify(ctx C.uintptr_t, quorate C.uint32_t, ringSeq C.uint64_t,
+	n C.uint32_t, members *C.uint32_t) {
+	c := collector(ctx)
+	if c == nil {
+		return
+	}
+	if n > maxEntries {
+		c.badCount = uint64(n)
+		return
+	}
+	c.batch = c.v0.translate(c.batch, quorate != 0, uint64(ringSeq), copyList(n, members))
+}

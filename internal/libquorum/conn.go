@@ -9,10 +9,17 @@ import (
 	"runtime"
 	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/corosync-go/quorum/internal/cs"
+)
+
+// corosync's CS_TRACK_CURRENT and CS_TRACK_CHANGES.
+const (
+	trackCurrentFlag = 0x01
+	trackChangesFlag = 0x02
 )
 
 // Operation names, as they appear in errors.
@@ -25,7 +32,8 @@ const (
 	opFinalize   = "quorum_finalize"
 )
 
-// Kind says which corosync callback produced a Notification.
+// Kind says which model V1 callback produced a Notification, or stands for
+// it when the Conn speaks model V0 (see Conn.Model).
 type Kind int
 
 const (
@@ -45,9 +53,12 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
 
-// Notification is one callback from quorum_dispatch. Its slices are copies
-// owned by the receiver and are never nil. Quorate is meaningful for
-// KindQuorum only; Joined and Left for KindNodeList only.
+// Notification is one model V1 callback from quorum_dispatch, or one of
+// those a model V0 callback is translated into (see Conn.Model). Its slices
+// are copies owned by the receiver. Members is never nil. Quorate is
+// meaningful for KindQuorum only; Joined and Left for KindNodeList only,
+// where they are never nil with model V1 and always nil with model V0,
+// which has no such lists.
 type Notification struct {
 	Kind     Kind
 	Quorate  bool
@@ -58,7 +69,8 @@ type Notification struct {
 	Left     []uint32
 }
 
-// Conn is one libquorum handle (model V1).
+// Conn is one libquorum handle, speaking model V1 where libquorum has it
+// (corosync 3.1 and later) and model V0 otherwise (see Model).
 //
 // Requests (Quorate, TrackStart, TrackStop) are serialised on the handle; one
 // of them may run concurrently with Dispatch. Close may be called while a
@@ -72,6 +84,7 @@ type Conn struct {
 	hangup      int     // socket mode: libqb's setup socket, to see the server exit; else -1
 	pollFd      int     // socket mode: our epoll set of event and setup sockets; else -1
 	hasProvider bool
+	model       int        // ModelV0 or ModelV1
 	self        cgo.Handle // the context given to libquorum; deleted at finalize
 
 	// reqs holds one token while a request is on the handle, including the
@@ -88,10 +101,19 @@ type Conn struct {
 	// touches them.
 	batch    []Notification
 	badCount uint64
+
+	// v0 turns model V0 callbacks into model V1 notifications.
+	v0 v0Translator
 }
 
-// Dial connects to corosync's quorum service with model V1 and checks that
-// the server runs as root or as one of trustedUIDs.
+// forceV0 makes Dial use model V0 even when libquorum has model V1. Tests
+// set it to check the translation against a corosync 3.1.
+var forceV0 atomic.Bool
+
+// Dial connects to corosync's quorum service and checks that the server
+// runs as root or as one of trustedUIDs. It uses model V1 when the libquorum
+// loaded at run time has quorum_model_initialize (corosync 3.1 and later),
+// whatever headers the program was built with, and model V0 otherwise.
 //
 // It uses the network namespace of the calling OS thread, so a caller that
 // locked its thread into another namespace connects to the corosync there.
@@ -174,7 +196,7 @@ func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
 // error no handle is left open.
 func (c *Conn) initialize(trustedUIDs []uint32) error {
 	before := socketInodes()
-	h, qtype, fd, rc := cInit(uintptr(c.self))
+	h, qtype, fd, model, rc := cInit(uintptr(c.self), !forceV0.Load())
 	if err := codeError(opInit, rc); err != nil {
 		return err
 	}
@@ -189,6 +211,7 @@ func (c *Conn) initialize(trustedUIDs []uint32) error {
 		return err
 	}
 	c.h, c.fd, c.hasProvider, c.wake, c.hangup = h, fd, qtype == quorumSet, s.wake, s.hangup
+	c.model = model
 	return nil
 }
 
@@ -232,6 +255,19 @@ func (c *Conn) Fd() int {
 // HasProvider reports whether corosync has a quorum provider configured
 // (QUORUM_SET). Without one, corosync reports every partition as quorate.
 func (c *Conn) HasProvider() bool { return c.hasProvider }
+
+// Model is the quorum model the connection speaks: ModelV1, or ModelV0 when
+// libquorum has no quorum_model_initialize (corosync 2.4 and 3.0). With
+// ModelV0 each V0 callback is handed on as the V1 notifications corosync
+// would have sent for the same change, as far as V0 tells: a nodelist
+// notification (with nil Joined and Left) then a quorum notification for a
+// trackstart's snapshot and for each new ring, a quorum notification alone
+// when the ring did not change. The ring node id is the lowest member id.
+func (c *Conn) Model() int { return c.model }
+
+// HasModelV1 reports whether the libquorum loaded in this process has
+// quorum_model_initialize, which Dial then uses.
+func HasModelV1() bool { return cHasModelV1() }
 
 // Dispatch runs quorum_dispatch(CS_DISPATCH_ALL), which returns without
 // waiting, then hands every notification it produced to fn, in order. fn is
@@ -283,8 +319,24 @@ func (c *Conn) Quorate(ctx context.Context) (bool, error) {
 // TrackStart is quorum_trackstart with corosync's CS_TRACK_* flags. With
 // CS_TRACK_CURRENT or CS_TRACK_CHANGES the snapshot is queued before it
 // returns, even when it returns CS_ERR_EXIST.
+//
+// With model V0 the first notification dispatched after such a call is
+// taken for its snapshot. Only a TrackStart on a handle that already tracks
+// changes can be wrong there: a change queued just before the request is
+// then taken for the snapshot, and the snapshot, on the same ring, comes as
+// a quorum notification alone.
 func (c *Conn) TrackStart(ctx context.Context, flags uint32) error {
-	return c.request(ctx, opTrackStart, func(h cHandle) int32 { return cTrackStart(h, flags) })
+	snapshot := c.model == ModelV0 && flags&(trackCurrentFlag|trackChangesFlag) != 0
+	if snapshot {
+		c.v0.expectSnapshot()
+	}
+	return c.request(ctx, opTrackStart, func(h cHandle) int32 {
+		rc := cTrackStart(h, flags)
+		if snapshot && cs.Code(rc) != cs.OK && cs.Code(rc) != cs.ErrExist {
+			c.v0.noSnapshot()
+		}
+		return rc
+	})
 }
 
 // TrackStop is quorum_trackstop.
