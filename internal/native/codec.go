@@ -44,6 +44,10 @@ type Kind uint8
 const (
 	KindNodeList Kind = 1
 	KindQuorum   Kind = 2
+	// KindV0 is a model V0 notification as decoded: quorate, the ring's
+	// sequence number (its node id is 0: V0 has none) and the members.
+	// Conn.Dispatch translates it into KindNodeList and KindQuorum.
+	KindV0 Kind = 3
 )
 
 func (k Kind) String() string {
@@ -52,6 +56,8 @@ func (k Kind) String() string {
 		return "nodelist"
 	case KindQuorum:
 		return "quorum"
+	case KindV0:
+		return "v0"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -167,66 +173,53 @@ func need(b []byte, n int, what string) error {
 	return nil
 }
 
-// DecodeNotification decodes an event into the V1 callbacks it stands for:
-// one for V1 quorum and nodelist events, and for a V0 notification a
-// nodelist (joined and left nil) followed by a quorum notification, so that
-// callers see one shape. An unknown id is an error, as in libquorum.
-func DecodeNotification(b []byte) ([]Notification, error) {
+// DecodeNotification decodes an event: a V1 quorum or nodelist notification,
+// or a V0 notification as KindV0. An unknown id is an error, as in libquorum.
+func DecodeNotification(b []byte) (Notification, error) {
 	h, err := qbipc.ParseResponseHeader(b)
 	if err != nil {
-		return nil, err
+		return Notification{}, err
 	}
 	switch h.ID {
 	case ResV1Quorum:
 		// quorate i32 @24, ring_id {nodeid u32 @32, seq u64 @40},
 		// view_list_entries u32 @48, view_list @52.
 		if err := need(b, 52, "quorum notification"); err != nil {
-			return nil, err
+			return Notification{}, err
 		}
 		m, err := uint32s(b, 52, le.Uint32(b[48:]))
 		if err != nil {
-			return nil, err
+			return Notification{}, err
 		}
-		return []Notification{{Kind: KindQuorum, Quorate: le.Uint32(b[24:]) != 0,
-			Ring: RingID{NodeID: le.Uint32(b[32:]), Seq: le.Uint64(b[40:])}, Members: m}}, nil
+		return Notification{Kind: KindQuorum, Quorate: le.Uint32(b[24:]) != 0,
+			Ring: RingID{NodeID: le.Uint32(b[32:]), Seq: le.Uint64(b[40:])}, Members: m}, nil
 	case ResV1NodeList:
 		// ring_id {nodeid @24, seq @32}, member_entries @40,
 		// joined_entries @48, left_entries @56, arrays from @60.
 		if err := need(b, 60, "nodelist notification"); err != nil {
-			return nil, err
+			return Notification{}, err
 		}
 		nm, nj, nl := le.Uint32(b[40:]), le.Uint32(b[48:]), le.Uint32(b[56:])
 		total := uint64(nm) + uint64(nj) + uint64(nl)
 		if 60+4*total > uint64(len(b)) {
-			return nil, fmt.Errorf("%w: nodelist notification of %d bytes claims %d+%d+%d entries", errMalformed, len(b), nm, nj, nl)
+			return Notification{}, fmt.Errorf("%w: nodelist notification of %d bytes claims %d+%d+%d entries", errMalformed, len(b), nm, nj, nl)
 		}
 		m, _ := uint32s(b, 60, nm)
 		j, _ := uint32s(b, 60+4*int(nm), nj)
 		l, _ := uint32s(b, 60+4*int(nm+nj), nl)
-		return []Notification{{Kind: KindNodeList, Ring: RingID{NodeID: le.Uint32(b[24:]), Seq: le.Uint64(b[32:])},
-			Members: m, Joined: j, Left: l}}, nil
+		return Notification{Kind: KindNodeList, Ring: RingID{NodeID: le.Uint32(b[24:]), Seq: le.Uint64(b[32:])},
+			Members: m, Joined: j, Left: l}, nil
 	case ResNotification:
 		// quorate i32 @24, ring_seq u64 @32, view_list_entries @40,
-		// view_list @44. V0 has no ring node id: corosync's is the
-		// lowest member, so take that.
+		// view_list @44.
 		if err := need(b, 44, "v0 notification"); err != nil {
-			return nil, err
+			return Notification{}, err
 		}
 		m, err := uint32s(b, 44, le.Uint32(b[40:]))
 		if err != nil {
-			return nil, err
+			return Notification{}, err
 		}
-		ring := RingID{Seq: le.Uint64(b[32:])}
-		for i, n := range m {
-			if i == 0 || n < ring.NodeID {
-				ring.NodeID = n
-			}
-		}
-		m2 := append([]uint32(nil), m...)
-		return []Notification{
-			{Kind: KindNodeList, Ring: ring, Members: m},
-			{Kind: KindQuorum, Quorate: le.Uint32(b[24:]) != 0, Ring: ring, Members: m2},
-		}, nil
+		return Notification{Kind: KindV0, Quorate: le.Uint32(b[24:]) != 0, Ring: RingID{Seq: le.Uint64(b[32:])}, Members: m}, nil
 	}
-	return nil, fmt.Errorf("%w: unknown event id %d", errMalformed, h.ID)
+	return Notification{}, fmt.Errorf("%w: unknown event id %d", errMalformed, h.ID)
 }

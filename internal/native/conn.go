@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/corosync-go/quorum/internal/cs"
+	"github.com/corosync-go/quorum/internal/model"
 	"github.com/corosync-go/quorum/internal/qbipc"
 )
 
@@ -20,32 +22,70 @@ const Service = "quorum"
 // itself. Close may be called at any time.
 type Conn struct {
 	ipc        *qbipc.Conn
+	service    string
+	family     Family
 	model      int
 	quorumType uint32
+	v0         model.V0 // with model V0: turns notifications into V1's
+}
+
+// Endpoints are the services Dial talks to: corosync's own by default, a
+// test's fake servers otherwise.
+type Endpoints struct {
+	// Quorum is the quorum service ("quorum").
+	Quorum qbipc.Config
+	// CMap is the cmap service ("cmap"), asked which corosync this is.
+	CMap qbipc.Config
 }
 
 // Dial connects to the quorum service of the corosync in the calling
 // thread's network namespace, trusting it if it runs as root or as one of
 // trustedUIDs.
 func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
-	return DialConfig(ctx, qbipc.Config{Service: Service, TrustedUIDs: trustedUIDs})
+	return DialEndpoints(ctx, Endpoints{
+		Quorum: qbipc.Config{Service: Service, TrustedUIDs: trustedUIDs},
+		CMap:   qbipc.Config{Service: CMapService, TrustedUIDs: trustedUIDs},
+	})
 }
 
-// DialConfig is Dial with every qbipc setting (tests use it to reach a fake
-// server). It asks for model V1 and falls back to model V0 on a corosync
-// that does not know MODEL_GETTYPE (before 3.1), which answers it with a bare
-// CS_ERR_INVALID_PARAM.
-func DialConfig(ctx context.Context, cfg qbipc.Config) (*Conn, error) {
-	const op = "quorum_model_initialize"
+// DialEndpoints is Dial with every qbipc setting. It first learns the
+// server's family (Probe): corosync 2.x gets model V0 and only requests that
+// 2.x has; a later corosync is asked for model V1, and one that does not
+// know MODEL_GETTYPE (3.0) answers with a bare CS_ERR_INVALID_PARAM and gets
+// model V0.
+func DialEndpoints(ctx context.Context, e Endpoints) (*Conn, error) {
+	f, err := Probe(ctx, e.CMap)
+	if err != nil {
+		return nil, err
+	}
+	return DialFamily(ctx, e.Quorum, f)
+}
+
+// DialFamily connects to the quorum service at cfg, taking the server to be
+// of family f without asking: for tests, which check that nothing a server
+// of that family lacks is ever sent.
+func DialFamily(ctx context.Context, cfg qbipc.Config, f Family) (*Conn, error) {
+	op := "quorum_model_initialize"
+	if f == Corosync2 {
+		op = "quorum_initialize"
+	}
 	ipc, err := qbipc.Dial(ctx, cfg)
 	if err != nil {
 		return nil, relabel(op, err)
 	}
-	c := &Conn{ipc: ipc, model: modelV1}
-	t, code, err := c.uint32Call(ctx, op, EncodeModelGetType(modelV1), ResModelGetType)
-	if err == nil && code == cs.ErrInvalidParam {
-		c.model = 0
-		t, code, err = c.uint32Call(ctx, "quorum_initialize", EncodeGetType(), ResGetType)
+	c := &Conn{ipc: ipc, service: Service, family: f}
+	var t uint32
+	var code cs.Code
+	if f == Corosync2 {
+		t, code, err = c.uint32Call(ctx, op, EncodeGetType(), ResGetType)
+	} else {
+		c.model = modelV1
+		t, code, err = c.uint32Call(ctx, op, EncodeModelGetType(modelV1), ResModelGetType)
+		if err == nil && code == cs.ErrInvalidParam {
+			c.model = 0
+			op = "quorum_initialize"
+			t, code, err = c.uint32Call(ctx, op, EncodeGetType(), ResGetType)
+		}
 	}
 	if err == nil && code != cs.OK {
 		err = &cs.Error{Op: op, Code: code}
@@ -57,6 +97,9 @@ func DialConfig(ctx context.Context, cfg qbipc.Config) (*Conn, error) {
 	c.quorumType = t
 	return c, nil
 }
+
+// Family is the server's family, as Dial learnt it.
+func (c *Conn) Family() Family { return c.family }
 
 // Model is the quorum model in use: 1, or 0 on corosync before 3.1.
 func (c *Conn) Model() int { return c.model }
@@ -89,8 +132,17 @@ func (c *Conn) Quorate(ctx context.Context) (bool, error) {
 // CHANGES, corosync queues the snapshot before it answers, also when it
 // answers CS_ERR_EXIST to a second call.
 func (c *Conn) TrackStart(ctx context.Context, flags uint32) error {
+	if c.model == 0 && flags&(trackCurrent|trackChanges) != 0 {
+		c.v0.Snapshot()
+	}
 	return c.bareCall(ctx, "quorum_trackstart", EncodeTrackStart(flags), ResTrackStart)
 }
+
+// CS_TRACK_CURRENT and CS_TRACK_CHANGES: either queues a snapshot.
+const (
+	trackCurrent = 1
+	trackChanges = 2
+)
 
 // TrackStop is quorum_trackstop.
 func (c *Conn) TrackStop(ctx context.Context) error {
@@ -98,9 +150,12 @@ func (c *Conn) TrackStop(ctx context.Context) error {
 }
 
 // Dispatch decodes every queued notification and passes each to fn, in
-// order, without waiting. Once corosync is gone it returns an error with
-// code cs.ErrLibrary, after delivering what was queued; the Conn is then
-// dead. A malformed or unknown event is an error with the same code.
+// order, without waiting, as model V1 callbacks whatever the model: a V0
+// notification becomes a nodelist (Joined and Left nil) and a quorum
+// notification, or a quorum notification alone when its ring is the one
+// before (see model.V0). Once corosync is gone it returns an error with code
+// cs.ErrLibrary, after delivering what was queued; the Conn is then dead. A
+// malformed or unknown event is an error with the same code.
 func (c *Conn) Dispatch(fn func(Notification)) error {
 	const op = "quorum_dispatch"
 	for {
@@ -111,13 +166,19 @@ func (c *Conn) Dispatch(fn func(Notification)) error {
 		if !ok {
 			return nil
 		}
-		ns, err := DecodeNotification(msg)
+		n, err := DecodeNotification(msg)
 		if err != nil {
 			return &cs.Error{Op: op, Code: cs.ErrLibrary, Err: err}
 		}
-		for _, n := range ns {
-			fn(n)
+		if n.Kind == KindV0 {
+			var nodelist bool
+			n.Ring.NodeID, nodelist = c.v0.Translate(n.Ring.Seq, n.Members)
+			if nodelist {
+				fn(Notification{Kind: KindNodeList, Ring: n.Ring, Members: slices.Clone(n.Members)})
+			}
+			n.Kind = KindQuorum
 		}
+		fn(n)
 	}
 }
 
@@ -126,13 +187,7 @@ func (c *Conn) Dispatch(fn func(Notification)) error {
 func (c *Conn) Close() error { return c.ipc.Close() }
 
 func (c *Conn) call(ctx context.Context, op string, req []byte, want int32) ([]byte, error) {
-	resp, err := c.ipc.Request(ctx, req, func(h qbipc.ResponseHeader) bool {
-		return h.ID == want || isBareError(h)
-	})
-	if err != nil {
-		return nil, relabel(op, err)
-	}
-	return resp, nil
+	return guardedRequest(ctx, c.ipc, c.family, c.service, op, req, want)
 }
 
 func (c *Conn) uint32Call(ctx context.Context, op string, req []byte, want int32) (uint32, cs.Code, error) {

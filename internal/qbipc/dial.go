@@ -68,7 +68,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return nil, err
 		}
-		return nil, wrapErr(op, err)
+		return nil, dialErr(op, err)
 	}
 	// Whom we talk to comes first: nothing an untrusted process says is
 	// worth parsing.
@@ -79,14 +79,14 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	resp, err := parseConnResponse(raw)
 	if err != nil {
-		return nil, wrapErr(op, err)
+		return nil, dialErr(op, err)
 	}
 	if resp.Error != 0 {
 		return nil, wrapErr(op, fmt.Errorf("server refused the connection: %w", unix.Errno(-resp.Error)))
 	}
 	if resp.MaxMsgSize != 0 {
 		if resp.MaxMsgSize > maxAcceptedMsgSize || resp.MaxMsgSize < RequestHeaderSize+64 {
-			return nil, wrapErr(op, fmt.Errorf("%w: server message size %d", errMalformed, resp.MaxMsgSize))
+			return nil, dialErr(op, fmt.Errorf("%w: server message size %d", errMalformed, resp.MaxMsgSize))
 		}
 		maxMsg = resp.MaxMsgSize
 	}
@@ -104,12 +104,24 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		if errors.Is(err, ErrSemaphoreLayout) && !errors.As(err, &ce) {
 			err = &cs.Error{Op: op, Code: cs.ErrNotSupported, Err: err}
 		}
-		return nil, wrapErr(op, err)
+		return nil, dialErr(op, err)
 	}
 	c.files = c.tr.files()
 	c.connDir = connDir(c.files, shmDir)
 	ok = true
 	return c, nil
+}
+
+// dialErr is wrapErr for the handshake, where a server that breaks the
+// protocol will break it again on every try: that is CS_ERR_NOT_SUPPORTED,
+// which nobody retries, rather than CS_ERR_LIBRARY.
+func dialErr(op string, err error) error {
+	var ce *cs.Error
+	if errors.Is(err, errMalformed) && !errors.As(err, &ce) {
+		return &cs.Error{Op: op, Code: cs.ErrNotSupported, Err: fmt.Errorf(
+			"the server's libqb handshake is not one this client supports (libqb 1.0.1 to 2.0.x are): %w", err)}
+	}
+	return wrapErr(op, err)
 }
 
 // handshake connects fd, sends the connection request and reads the
