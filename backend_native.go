@@ -14,9 +14,13 @@ import (
 // glibc (2.21 or later) runs; elsewhere, or when the shared-memory
 // semaphores do not look like glibc's, Connect fails with an error matching
 // ErrNotSupported unless corosync serves IPC over sockets
-// (system { qb_ipc_type: socket }). It uses quorum model V1, and model V0 on
-// corosync before 3.1, where nodelist notifications carry no joined and left
-// lists.
+// (system { qb_ipc_type: socket }). It serves corosync 2.3 to 3.1+ over
+// libqb 1.0.1 to 2.0.x: it first asks corosync's cmap which version it is,
+// and never sends corosync 2.x a request that 2.x does not have (2.x dies of
+// one). It uses quorum model V1 on corosync 3.1 and later, and model V0
+// before, where nodelist notifications carry no joined and left lists (the
+// engine derives them) and a quorum change on an unchanged ring comes as a
+// quorum event alone, as with V1.
 //
 // Connect must run in corosync's network namespace (its IPC socket is an
 // abstract unix socket) and see the same /dev/shm. The server is checked
