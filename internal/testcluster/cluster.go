@@ -67,53 +67,98 @@ type tools struct {
 }
 
 // Available reports whether clusters can be started here: nil when the
-// process is root, network namespaces can be created, and corosync,
-// corosync-quorumtool, corosync-cfgtool and ip are installed. Otherwise the
-// error says in one line why and what to do.
+// process is root, network namespaces can be created, ip is installed and
+// so is corosync (corosync, corosync-quorumtool, corosync-cfgtool: the
+// system's, or those under QUORUM_COROSYNC_PREFIX, whose `corosync -v` must
+// run). Otherwise the error says in one line why and what to do.
 func Available() error {
-	_, err := findTools(os.Geteuid(), exec.LookPath)
-	if err != nil {
+	if _, _, err := setup(os.Geteuid(), os.Getenv(PrefixEnv), exec.LookPath); err != nil {
 		return err
 	}
 	return canUnshareNet()
 }
 
-// findTools checks the prerequisites that do not need a system call, with
-// the effective uid and the program lookup passed in so tests can vary them.
-func findTools(euid int, lookPath func(string) (string, error)) (tools, error) {
-	var t tools
+// setup finds the programs and probes the corosync install, selected by
+// prefix ("" for the system's).
+func setup(euid int, prefix string, lookPath func(string) (string, error)) (tools, Install, error) {
+	if prefix == "" {
+		t, err := findTools(euid, lookPath)
+		if err != nil {
+			return t, Install{}, err
+		}
+		in, err := probe(t, "")
+		return t, in, err
+	}
+	if err := checkRoot(euid); err != nil {
+		return tools{}, Install{}, err
+	}
+	ip, err := lookSystem(lookPath, "ip", "iproute2")
+	if err != nil {
+		return tools{}, Install{}, err
+	}
+	t, err := findPrefix(prefix, lookPath)
+	if err != nil {
+		return t, Install{}, err
+	}
+	t.ip = ip
+	in, err := probe(t, prefix)
+	return t, in, err
+}
+
+func checkRoot(euid int) error {
 	if euid != 0 {
-		return t, fmt.Errorf("testcluster: not root (euid %d): network namespaces and corosync need root", euid)
+		return fmt.Errorf("testcluster: not root (euid %d): network namespaces and corosync need root", euid)
 	}
-	// root's PATH normally has /usr/sbin, but sudo -E or a test runner may
-	// not; corosync lives there on Debian.
-	look := func(name string) (string, error) {
-		if p, err := lookPath(name); err == nil {
-			return p, nil
-		}
-		for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
-			if p, err := lookPath(filepath.Join(dir, name)); err == nil {
-				return p, nil
-			}
-		}
-		return "", fmt.Errorf("%s not found", name)
+	return nil
+}
+
+// findTools checks the prerequisites that do not need a system call, for
+// the system's corosync, with the effective uid and the program lookup
+// passed in so tests can vary them.
+func findTools(euid int, lookPath func(string) (string, error)) (tools, error) {
+	if err := checkRoot(euid); err != nil {
+		return tools{}, err
 	}
+	t, err := findCorosync(lookPath)
+	if err != nil {
+		return t, err
+	}
+	t.ip, err = lookSystem(lookPath, "ip", "iproute2")
+	return t, err
+}
+
+// findCorosync finds the system's corosync programs.
+func findCorosync(lookPath func(string) (string, error)) (tools, error) {
+	var t tools
 	var err error
 	for _, x := range []struct {
 		dst  *string
 		name string
-		pkg  string
 	}{
-		{&t.corosync, "corosync", "corosync"},
-		{&t.quorumtool, "corosync-quorumtool", "corosync"},
-		{&t.cfgtool, "corosync-cfgtool", "corosync"},
-		{&t.ip, "ip", "iproute2"},
+		{&t.corosync, "corosync"},
+		{&t.quorumtool, "corosync-quorumtool"},
+		{&t.cfgtool, "corosync-cfgtool"},
 	} {
-		if *x.dst, err = look(x.name); err != nil {
-			return t, fmt.Errorf("testcluster: %s not installed: apt-get install %s", x.name, x.pkg)
+		if *x.dst, err = lookSystem(lookPath, x.name, "corosync"); err != nil {
+			return t, err
 		}
 	}
 	return t, nil
+}
+
+// lookSystem finds an installed program, in PATH or in the usual system
+// directories: root's PATH normally has /usr/sbin, but sudo -E or a test
+// runner may not; corosync lives there on Debian.
+func lookSystem(lookPath func(string) (string, error), name, pkg string) (string, error) {
+	if p, err := lookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		if p, err := lookPath(filepath.Join(dir, name)); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("testcluster: %s not installed: apt-get install %s", name, pkg)
 }
 
 // canUnshareNet creates a network namespace on a thread that is thrown away
@@ -199,6 +244,7 @@ func NoWaitFormed() Option {
 // everything it started.
 type Cluster struct {
 	tools  tools
+	inst   Install
 	cfg    config
 	prefix string // qtc-<pid>-<rand>
 	dir    string // temporary directory holding every node's files
@@ -283,7 +329,7 @@ func Start(t testing.TB, n int, opts ...Option) *Cluster {
 // On failure everything created is removed and the error carries the log
 // of the node that failed. The caller must Close the cluster.
 func New(ctx context.Context, n int, opts ...Option) (*Cluster, error) {
-	tl, err := findTools(os.Geteuid(), exec.LookPath)
+	tl, inst, err := setup(os.Geteuid(), os.Getenv(PrefixEnv), exec.LookPath)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +365,7 @@ func New(ctx context.Context, n int, opts ...Option) (*Cluster, error) {
 	// someone else and do not collide with fresh names.
 	_ = sweep(ctx, tl.ip)
 
-	c := &Cluster{tools: tl, cfg: cfg, spawn: make(chan spawnReq)}
+	c := &Cluster{tools: tl, inst: inst, cfg: cfg, spawn: make(chan spawnReq)}
 	go c.spawner()
 	if err := c.boot(ctx, n); err != nil {
 		if cerr := c.Close(); cerr != nil {
@@ -466,14 +512,22 @@ func (c *Cluster) create(ctx context.Context, n int) error {
 	return nil
 }
 
-// configText renders node nd's corosync.conf.
+// configText renders node nd's corosync.conf for the install's version.
+// corosync 2.x has no knet (udpu instead), no system section (its state
+// directory comes from COROSYNC_RUN_DIR, see startNode) and takes the IPC
+// type from qb.ipc_type, which 2.99.4 moved to system.qb_ipc_type.
 func (c *Cluster) configText(nd *node) string {
+	v2 := !c.inst.Version.AtLeast(3, 0, 0)
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("totem {")
 	w("\tversion: 2")
 	w("\tcluster_name: %s", c.prefix)
-	w("\ttransport: knet")
+	if v2 {
+		w("\ttransport: udpu")
+	} else {
+		w("\ttransport: knet")
+	}
 	w("\ttoken: 1000")
 	w("\tcrypto_cipher: none")
 	w("\tcrypto_hash: none")
@@ -508,12 +562,20 @@ func (c *Cluster) configText(nd *node) string {
 	// leaves behind.
 	w("\tblackbox: off")
 	w("}")
-	w("system {")
-	w("\tstate_dir: %s", nd.stateDir())
-	if c.cfg.socketIPC {
-		w("\tqb_ipc_type: socket")
+	if v2 {
+		if c.cfg.socketIPC {
+			w("qb {")
+			w("\tipc_type: socket")
+			w("}")
+		}
+	} else {
+		w("system {")
+		w("\tstate_dir: %s", nd.stateDir())
+		if c.cfg.socketIPC {
+			w("\tqb_ipc_type: socket")
+		}
+		w("}")
 	}
-	w("}")
 	for _, l := range c.cfg.extra {
 		w("%s", l)
 	}
@@ -646,6 +708,10 @@ func (c *Cluster) startNode(nd *node) error {
 		return fmt.Errorf("testcluster: node %d: corosync already running (pid %d)", nd.id, nd.proc.pid)
 	}
 
+	script, env, err := c.corosyncCommand(nd)
+	if err != nil {
+		return fmt.Errorf("testcluster: node %d: %v", nd.id, err)
+	}
 	logf, err := os.OpenFile(nd.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -653,10 +719,8 @@ func (c *Cluster) startNode(nd *node) error {
 	defer logf.Close() // the child keeps its own copy
 	fmt.Fprintf(logf, "=== testcluster: starting node %d at %s ===\n", nd.id, time.Now().UTC().Format(time.RFC3339Nano))
 
-	// ip netns exec gives the node a private mount namespace; a tmpfs on
-	// /run there gives each corosync its own /run/corosync.pid lock.
-	script := "mount -t tmpfs tmpfs /run && exec " + shellQuote(c.tools.corosync) + " -f -c " + shellQuote(nd.confPath())
 	cmd := exec.Command(c.tools.ip, "netns", "exec", nd.ns, "/bin/sh", "-c", script)
+	cmd.Env = env
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Dir = nd.dir
@@ -679,6 +743,31 @@ func (c *Cluster) startNode(nd *node) error {
 	}()
 	nd.proc = p
 	return nil
+}
+
+// corosyncCommand returns the shell script that starts node nd's corosync
+// inside its namespace, and the environment to run it with.
+//
+// ip netns exec gives the node a private mount namespace; a tmpfs on /run
+// there gives each corosync its own /run/corosync.pid lock (Debian's
+// corosync locks /var/run/corosync.pid, and /var/run links to /run). A
+// corosync built into a prefix locks <prefix>/var/run/corosync.pid, which
+// gets a tmpfs of its own the same way. corosync 2.x has no -c: it reads
+// the config path from COROSYNC_MAIN_CONFIG_FILE and keeps its state in
+// COROSYNC_RUN_DIR.
+func (c *Cluster) corosyncCommand(nd *node) (script string, env []string, err error) {
+	lock, err := lockMount(c.inst.lockDir)
+	if err != nil {
+		return "", nil, err
+	}
+	script = "mount -t tmpfs tmpfs /run && " + lock + "exec " + shellQuote(c.tools.corosync) + " -f"
+	env = c.inst.Env()
+	if c.inst.Version.AtLeast(3, 0, 0) {
+		script += " -c " + shellQuote(nd.confPath())
+	} else {
+		env = append(env, "COROSYNC_MAIN_CONFIG_FILE="+nd.confPath(), "COROSYNC_RUN_DIR="+nd.stateDir())
+	}
+	return script, mergeEnv(os.Environ(), env...), nil
 }
 
 // appendPid records a corosync pid in the node's folder, so that a later
@@ -925,7 +1014,11 @@ func (c *Cluster) setLink(i int, state string) error {
 // Exec returns a command that runs name with args inside node i's network
 // namespace (through `ip netns exec`, so also in a private mount namespace
 // that shares /dev/shm with the caller). The caller runs it; ctx kills it.
-// For a node index out of range the command fails when run.
+// For a node index out of range the command fails when run. Its Env is the
+// install's environment (Install().Environ(): with QUORUM_COROSYNC_PREFIX,
+// the prefix's lib first in LD_LIBRARY_PATH, so that corosync's tools and
+// clients built against the prefix's libraries find them); append to it
+// rather than replace it.
 func (c *Cluster) Exec(ctx context.Context, i int, name string, args ...string) *exec.Cmd {
 	ns := c.Netns(i)
 	if ns == "" {
@@ -933,8 +1026,14 @@ func (c *Cluster) Exec(ctx context.Context, i int, name string, args ...string) 
 		// instead of running the command in the caller's namespace.
 		ns = fmt.Sprintf("testcluster-no-node-%d", i)
 	}
-	return execCommand(ctx, c.tools.ip, append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd := execCommand(ctx, c.tools.ip, append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd.Env = c.inst.Environ()
+	return cmd
 }
+
+// Install returns the corosync install the cluster runs (its version, its
+// programs and the environment a client built against its libraries needs).
+func (c *Cluster) Install() Install { return c.inst }
 
 // ExecAs is Exec with name run as user and group uid with no
 // supplementary groups (through setpriv from util-linux), e.g. to check

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -184,21 +185,38 @@ func deleteNetns(ctx context.Context, ip, ns string) error {
 }
 
 // removeShm deletes what a corosync with this (dead) pid left in /dev/shm:
-// its IPC connection folders and blackbox files.
+// its IPC connection folders or files and its blackbox files.
 func removeShm(pid int) {
-	for _, pat := range []string{
-		fmt.Sprintf("/dev/shm/qb-%d-*", pid),
-		fmt.Sprintf("/dev/shm/qb-corosync-%d-*", pid),
-	} {
-		matches, _ := filepath.Glob(pat)
-		for _, m := range matches {
+	matches, _ := filepath.Glob("/dev/shm/qb-*")
+	for _, m := range matches {
+		if shmOf(filepath.Base(m), pid) {
 			_ = os.RemoveAll(m)
 		}
 	}
 }
 
+// flatShmRE matches the /dev/shm files of an IPC connection as libqb up to
+// 1.0.3 names them, with no folder: qb-<service>-<ring>-<server pid>-
+// <client pid>-<fd>-header and -data for each shared-memory ring, and
+// qb-<service>-control-<server pid>-<client pid>-<fd> in socket mode.
+var flatShmRE = regexp.MustCompile(`^qb-[A-Za-z0-9_]+-(?:request|response|event|control)-(\d+)-\d+-\d+(?:-header|-data)?$`)
+
+// shmOf reports whether the /dev/shm entry name belongs to the corosync
+// with this pid: an IPC connection folder qb-<pid>-<client pid>-<fd>-XXXXXX
+// (libqb 1.0.4 and later), an IPC file of libqb up to 1.0.3 (flatShmRE),
+// or a blackbox file qb-corosync-<pid>-blackbox-header/-data.
+func shmOf(name string, pid int) bool {
+	p := strconv.Itoa(pid)
+	if strings.HasPrefix(name, "qb-"+p+"-") || strings.HasPrefix(name, "qb-corosync-"+p+"-") {
+		return true
+	}
+	m := flatShmRE.FindStringSubmatch(name)
+	return m != nil && m[1] == p
+}
+
 // sweep removes leftovers of earlier runs whose process is gone: their
-// corosync processes (found by the config path in their command line),
+// corosync processes (found by the config path in their command line, or
+// for corosync 2.x in COROSYNC_MAIN_CONFIG_FILE of their environment),
 // their namespaces (with whatever runs inside) and their folders (with the
 // /dev/shm files of the corosync pids recorded there). Live runs, including
 // this one, are never touched.
@@ -219,6 +237,11 @@ func sweep(ctx context.Context, ip string) error {
 		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if err != nil || !bytes.Contains(raw, []byte("corosync")) {
 			continue
+		}
+		if !bytes.Contains(raw, []byte(tmpPrefix)) {
+			// corosync 2.x gets its config path in the environment.
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			raw = append(raw, env...)
 		}
 		for _, arg := range strings.Split(string(raw), "\x00") {
 			j := strings.Index(arg, tmpPrefix)

@@ -8,14 +8,16 @@ import (
 	"strings"
 )
 
-// RingID is corosync's ring id as corosync-quorumtool prints it
-// ("<nodeid>.<seq>", both hexadecimal).
+// RingID is corosync's ring id as corosync-quorumtool prints it: the node
+// id of the ring's representative and the ring's sequence number. Since
+// 3.0.3 the tool prints "<nodeid>.<seq>", both hexadecimal; before (2.x,
+// 3.0.0-3.0.2) "<nodeid>/<seq>", both decimal. Both parse to the same value.
 type RingID struct {
 	NodeID uint32
 	Seq    uint64
 }
 
-// String formats r the way corosync-quorumtool does.
+// String formats r the way corosync-quorumtool 3.0.3 and later does.
 func (r RingID) String() string { return fmt.Sprintf("%x.%x", r.NodeID, r.Seq) }
 
 // Member is one row of the membership table.
@@ -133,17 +135,22 @@ func parseU32(s string) (uint32, error) {
 	return uint32(v), err
 }
 
-// parseRingID parses "<hex nodeid>.<hex seq>".
+// parseRingID parses "<hex nodeid>.<hex seq>" (corosync 3.0.3 and later)
+// or "<decimal nodeid>/<decimal seq>" (2.x, 3.0.0-3.0.2).
 func parseRingID(s string) (RingID, error) {
+	base := 16
 	a, b, ok := strings.Cut(s, ".")
 	if !ok {
-		return RingID{}, fmt.Errorf("ring id %q: no '.'", s)
+		base = 10
+		if a, b, ok = strings.Cut(s, "/"); !ok {
+			return RingID{}, fmt.Errorf("ring id %q: no '.' or '/'", s)
+		}
 	}
-	n, err := strconv.ParseUint(a, 16, 32)
+	n, err := strconv.ParseUint(a, base, 32)
 	if err != nil {
 		return RingID{}, fmt.Errorf("ring id %q: %v", s, err)
 	}
-	q, err := strconv.ParseUint(b, 16, 64)
+	q, err := strconv.ParseUint(b, base, 64)
 	if err != nil {
 		return RingID{}, fmt.Errorf("ring id %q: %v", s, err)
 	}

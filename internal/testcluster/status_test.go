@@ -85,6 +85,120 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
+// Outputs of corosync-quorumtool -s 2.4.6 (with libqb 1.0.1) in this
+// harness: the ring id is "<nodeid>/<seq>" in decimal, and a node's name
+// is its ring0_addr (the tool resolves the address, and nodelist names are
+// not used).
+const (
+	out246Quorate = `Quorum information
+------------------
+Date:             Tue Dec  1 11:28:40 2026
+Quorum provider:  corosync_votequorum
+Nodes:            3
+Node ID:          1
+Ring ID:          1/9
+Quorate:          Yes
+
+Votequorum information
+----------------------
+Expected votes:   3
+Highest expected: 3
+Total votes:      3
+Quorum:           2  
+Flags:            Quorate 
+
+Membership information
+----------------------
+    Nodeid      Votes Name
+         1          1 10.213.0.1 (local)
+         2          1 10.213.0.2
+         3          1 10.213.0.3
+`
+	out246Cut = `Quorum information
+------------------
+Date:             Tue Dec  1 11:28:44 2026
+Quorum provider:  corosync_votequorum
+Nodes:            1
+Node ID:          3
+Ring ID:          3/13
+Quorate:          No
+
+Votequorum information
+----------------------
+Expected votes:   3
+Highest expected: 3
+Total votes:      1
+Quorum:           2 Activity blocked
+Flags:            
+
+Membership information
+----------------------
+    Nodeid      Votes Name
+         3          1 10.213.0.3 (local)
+`
+	out246TwoNode = `Quorum information
+------------------
+Date:             Tue Dec  1 11:28:44 2026
+Quorum provider:  corosync_votequorum
+Nodes:            2
+Node ID:          2
+Ring ID:          1/9
+Quorate:          Yes
+
+Votequorum information
+----------------------
+Expected votes:   2
+Highest expected: 2
+Total votes:      2
+Quorum:           1  
+Flags:            2Node Quorate WaitForAll 
+
+Membership information
+----------------------
+    Nodeid      Votes Name
+         1          1 10.213.0.1
+         2          1 10.213.0.2 (local)
+`
+)
+
+func TestParseStatus2x(t *testing.T) {
+	st, err := ParseStatus(out246Quorate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Quorate || st.NodeID != 1 || st.Nodes != 3 || st.Ring != (RingID{1, 9}) ||
+		st.ExpectedVotes != 3 || st.HighestExpected != 3 || st.TotalVotes != 3 || st.Quorum != 2 ||
+		!slices.Equal(st.Members, []uint32{1, 2, 3}) || !slices.Equal(st.Flags, []string{"Quorate"}) {
+		t.Errorf("2.4.6 quorate: %+v", st)
+	}
+	if want := []Member{{1, 1, "10.213.0.1", true}, {2, 1, "10.213.0.2", false}, {3, 1, "10.213.0.3", false}}; !slices.Equal(st.Table, want) {
+		t.Errorf("table %+v, want %+v", st.Table, want)
+	}
+	// The same ring as 3.x prints it.
+	if st.Ring.String() != "1.9" {
+		t.Errorf("ring %q", st.Ring)
+	}
+
+	st, err = ParseStatus(out246Cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The ring sequence is decimal: 13, which 3.x prints as d.
+	if st.Quorate || st.NodeID != 3 || st.Ring != (RingID{3, 13}) || st.Ring.String() != "3.d" || st.Quorum != 2 ||
+		st.TotalVotes != 1 || len(st.Flags) != 0 || !slices.Equal(st.Members, []uint32{3}) {
+		t.Errorf("2.4.6 cut off: %+v", st)
+	}
+
+	st, err = ParseStatus(out246TwoNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Quorate || st.NodeID != 2 || st.Quorum != 1 || !slices.Equal(st.Flags, []string{"2Node", "Quorate", "WaitForAll"}) ||
+		!slices.Equal(st.Members, []uint32{1, 2}) || st.Table[1] != (Member{2, 1, "10.213.0.2", true}) {
+		t.Errorf("2.4.6 two_node: %+v", st)
+	}
+}
+
 func TestParseStatusErrors(t *testing.T) {
 	for name, out := range map[string]string{
 		"empty":       "",
@@ -92,7 +206,9 @@ func TestParseStatusErrors(t *testing.T) {
 		"no quorate":  strings.Replace(outTwoNode, "Quorate:          Yes\n", "", 1),
 		"bad quorate": strings.Replace(outTwoNode, "Quorate:          Yes", "Quorate:          Maybe", 1),
 		"no ring":     strings.Replace(outTwoNode, "Ring ID:          1.9\n", "", 1),
-		"bad ring":    strings.Replace(outTwoNode, "1.9", "1/9", 1),
+		"bad ring":    strings.Replace(outTwoNode, "1.9", "1:9", 1),
+		"hex in 2.x":  strings.Replace(outTwoNode, "1.9", "1/1d", 1),
+		"bad 2.x seq": strings.Replace(out246Quorate, "1/9", "1/", 1),
 		"bad votes":   strings.Replace(outTwoNode, "Total votes:      3", "Total votes:      -3", 1),
 		"no members":  outTwoNode[:strings.Index(outTwoNode, "    Nodeid")],
 	} {
@@ -107,6 +223,7 @@ func TestParseStatusErrors(t *testing.T) {
 func FuzzParseStatus(f *testing.F) {
 	f.Add(outTwoNode)
 	f.Add(outBlocked)
+	f.Add(out246Cut)
 	f.Add("Ring ID: .\nQuorate: Yes\nMembership information\n 1 1\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		st, err := ParseStatus(s)
