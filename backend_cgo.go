@@ -9,8 +9,13 @@ import (
 )
 
 // LibquorumBackend returns the Backend that talks to corosync through its C
-// library, libquorum (model V1), via cgo. It is the default backend of a
-// program built with -tags libquorum.
+// library, libquorum, via cgo. It is the default backend of a program built
+// with -tags libquorum. It builds against the headers of corosync 2.4, 3.0
+// and 3.1 and later, and uses quorum model V1 where the libquorum found at
+// run time has it (3.1 and later). Otherwise it uses model V0, whose one
+// callback it turns into the nodelist and quorum notifications V1 would
+// give, with nil Joined and Left lists (the engine derives them) and the
+// lowest member id as the ring's node id.
 //
 // The server is checked with SO_PEERCRED: it must run as root or as a uid in
 // ConnectParams.TrustedUIDs (see WithTrustedUIDs), or Connect fails with an

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	quorum "github.com/corosync-go/quorum"
+	"github.com/corosync-go/quorum/internal/libquorum"
 	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
@@ -146,5 +147,62 @@ func TestBackendThroughEngine(t *testing.T) {
 	}
 	if !slices.Equal(kinds, []quorum.EventKind{quorum.EventNodeList, quorum.EventQuorum}) {
 		t.Errorf("one-shot snapshot kinds %v; want nodelist, quorum", kinds)
+	}
+}
+
+// TestBackendV0ThroughEngine runs the engine on the backend with model V0
+// forced: the backend leaves Joined and Left nil, and the engine's events
+// carry the lists it derives.
+func TestBackendV0ThroughEngine(t *testing.T) {
+	libquorum.ForceV0(t)
+	cl := testcluster.Start(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var client *quorum.Client
+	var err error
+	if e := cl.InNode(1, func() error {
+		client, err = quorum.Open(ctx, quorum.WithBackend(quorum.LibquorumBackend()))
+		return nil
+	}); e != nil {
+		t.Fatal(e)
+	}
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer client.Close()
+	ch, err := client.Subscribe(ctx, quorum.TrackCurrent|quorum.TrackChanges)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	next := func() quorum.QuorumEvent {
+		t.Helper()
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatal("channel closed")
+			}
+			t.Logf("%v", ev)
+			return ev
+		case <-ctx.Done():
+			t.Fatal("no event")
+		}
+		return quorum.QuorumEvent{}
+	}
+	snapNL, snapQ := next(), next()
+	if snapNL.Kind != quorum.EventNodeList || !snapNL.Initial || !slices.Equal(snapNL.Members, []uint32{1, 2}) ||
+		snapQ.Kind != quorum.EventQuorum || !snapQ.Quorate || snapQ.RingID != snapNL.RingID || snapNL.RingID.NodeID != 1 {
+		t.Fatalf("snapshot %v, %v", snapNL, snapQ)
+	}
+	if err := cl.Kill(2); err != nil {
+		t.Fatal(err)
+	}
+	nl, q := next(), next()
+	if nl.Kind != quorum.EventNodeList || !slices.Equal(nl.Members, []uint32{1}) || len(nl.Joined) != 0 ||
+		!slices.Equal(nl.Left, []uint32{2}) || nl.RingID.Seq <= snapNL.RingID.Seq || nl.RingID.NodeID != 1 {
+		t.Errorf("after node 2 left: %v; want members [1], left [2] (derived by the engine)", nl)
+	}
+	if q.Kind != quorum.EventQuorum || q.Quorate || q.RingID != nl.RingID {
+		t.Errorf("quorum after node 2 left: %v", q)
 	}
 }

@@ -37,8 +37,9 @@ func wantCode(t *testing.T, err error, code cs.Code) *cs.Error {
 	return ce
 }
 
-// checkSnapshot checks a nodelist-then-quorum pair for a one-node cluster.
-func checkSnapshot(t *testing.T, got []Notification) {
+// checkSnapshot checks a nodelist-then-quorum pair for a one-node cluster,
+// as a Conn of the given model delivers it.
+func checkSnapshot(t *testing.T, model int, got []Notification) {
 	t.Helper()
 	if len(got) != 2 {
 		t.Fatalf("got %d notifications, want 2: %+v", len(got), got)
@@ -47,7 +48,12 @@ func checkSnapshot(t *testing.T, got []Notification) {
 	if nl.Kind != KindNodeList || q.Kind != KindQuorum {
 		t.Fatalf("got kinds %v, %v; want nodelist, quorum", nl.Kind, q.Kind)
 	}
-	if !slices.Equal(nl.Members, []uint32{1}) || nl.Joined == nil || len(nl.Joined) != 0 || nl.Left == nil || len(nl.Left) != 0 {
+	if model == ModelV0 {
+		// V0 has no lists: the receiver derives them.
+		if !slices.Equal(nl.Members, []uint32{1}) || nl.Joined != nil || nl.Left != nil {
+			t.Errorf("nodelist %+v: want members [1], nil joined and left (model V0)", nl)
+		}
+	} else if !slices.Equal(nl.Members, []uint32{1}) || nl.Joined == nil || len(nl.Joined) != 0 || nl.Left == nil || len(nl.Left) != 0 {
 		t.Errorf("nodelist %+v: want members [1], empty non-nil joined and left", nl)
 	}
 	if !q.Quorate || !slices.Equal(q.Members, []uint32{1}) {
@@ -86,9 +92,17 @@ func waitNoLeaks(t *testing.T, timeout time.Duration) {
 	}
 }
 
+// TestQuorateAndTrack runs with the model Dial picks (V1 where libquorum
+// has it) and, as the -v0 subtests, with model V0 forced.
 func TestQuorateAndTrack(t *testing.T) {
 	for _, ipc := range ipcModes {
 		t.Run(ipc, func(t *testing.T) { testQuorateAndTrack(t, ipc) })
+	}
+	for _, ipc := range ipcModes {
+		t.Run(ipc+"-v0", func(t *testing.T) {
+			withV0(t)
+			testQuorateAndTrack(t, ipc)
+		})
 	}
 }
 
@@ -96,6 +110,7 @@ func testQuorateAndTrack(t *testing.T, ipc string) {
 	n := newNode(t, ipc)
 	fdsBefore := openFds(t)
 	c := n.mustDial()
+	checkModel(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -119,7 +134,7 @@ func testQuorateAndTrack(t *testing.T, ipc string) {
 	if err := c.TrackStart(ctx, trackCurrent|trackChanges); err != nil {
 		t.Fatalf("TrackStart: %v", err)
 	}
-	checkSnapshot(t, waitNotifications(t, c, 2, 5*time.Second))
+	checkSnapshot(t, c.Model(), waitNotifications(t, c, 2, 5*time.Second))
 	if ipc == "socket" && c.pollFd < 0 {
 		t.Error("socket mode: the setup socket was not found, so corosync's exit would go unseen")
 	}
@@ -131,7 +146,7 @@ func testQuorateAndTrack(t *testing.T, ipc string) {
 
 	// A second trackstart is refused but still sends the snapshot.
 	wantCode(t, c.TrackStart(ctx, trackCurrent|trackChanges), cs.ErrExist)
-	checkSnapshot(t, waitNotifications(t, c, 2, 5*time.Second))
+	checkSnapshot(t, c.Model(), waitNotifications(t, c, 2, 5*time.Second))
 
 	if err := c.TrackStop(ctx); err != nil {
 		t.Fatalf("TrackStop: %v", err)
@@ -154,6 +169,10 @@ func TestCorosyncGone(t *testing.T) {
 	for _, ipc := range ipcModes {
 		t.Run(ipc, func(t *testing.T) { testCorosyncGone(t, ipc) })
 	}
+	t.Run("shm-v0", func(t *testing.T) {
+		withV0(t)
+		testCorosyncGone(t, "shm")
+	})
 }
 
 func testCorosyncGone(t *testing.T, ipc string) {
@@ -212,6 +231,11 @@ func TestHungCorosync(t *testing.T) {
 	for _, ipc := range ipcModes {
 		t.Run(ipc, func(t *testing.T) { testHungCorosync(t, ipc) })
 	}
+	// Model V0's Dial (quorum_initialize) against a frozen corosync.
+	t.Run("shm-v0", func(t *testing.T) {
+		withV0(t)
+		testHungCorosync(t, "shm")
+	})
 }
 
 func testHungCorosync(t *testing.T, ipc string) {
@@ -295,10 +319,21 @@ func testHungCorosync(t *testing.T, ipc string) {
 
 // TestDispatchDuringRequests runs Dispatch on one goroutine while another
 // makes requests, as the engine does: every snapshot that trackstart queues
-// must arrive whole and in order.
+// must arrive whole and in order. With model V0 (the v0 subtest) every
+// snapshot must still come as a nodelist and a quorum notification, though
+// all carry the same ring.
 func TestDispatchDuringRequests(t *testing.T) {
+	t.Run("default", testDispatchDuringRequests)
+	t.Run("v0", func(t *testing.T) {
+		withV0(t)
+		testDispatchDuringRequests(t)
+	})
+}
+
+func testDispatchDuringRequests(t *testing.T) {
 	n := newNode(t, "shm")
 	c := n.mustDial()
+	checkModel(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -344,7 +379,7 @@ func TestDispatchDuringRequests(t *testing.T) {
 		t.Fatalf("got %d notifications, want %d", len(got), 2*rounds)
 	}
 	for i := 0; i < len(got); i += 2 {
-		checkSnapshot(t, got[i:i+2])
+		checkSnapshot(t, c.Model(), got[i:i+2])
 		if t.Failed() {
 			t.Fatalf("at notification %d", i)
 		}
@@ -352,7 +387,9 @@ func TestDispatchDuringRequests(t *testing.T) {
 }
 
 // TestMembershipChanges checks the lists corosync sends on a real 3-node
-// cluster as a node leaves and comes back.
+// cluster as a node leaves and comes back. With model V0 (where libquorum
+// has nothing else) the lists are nil; TestV0Translation checks that model
+// on its own.
 func TestMembershipChanges(t *testing.T) {
 	cl := testcluster.Start(t, 3)
 	n := &node{t: t, cl: cl, i: 1}
@@ -378,9 +415,12 @@ func TestMembershipChanges(t *testing.T) {
 		for i, w := range ws {
 			g := got[i]
 			ok := g.Kind == w.kind && slices.Equal(g.Members, w.members) && g.RingNode == 1 && g.RingSeq > lastSeq
-			if w.kind == KindNodeList {
+			switch {
+			case w.kind == KindNodeList && c.Model() == ModelV0:
+				ok = ok && g.Joined == nil && g.Left == nil
+			case w.kind == KindNodeList:
 				ok = ok && slices.Equal(g.Joined, w.joined) && slices.Equal(g.Left, w.left)
-			} else {
+			default:
 				ok = ok && g.Quorate == w.quorate
 			}
 			if !ok {

@@ -135,6 +135,10 @@ func waitChanges(t *testing.T, c *Conn, want int, timeout time.Duration, prev []
 // do, for failure messages.
 func formatNotification(n Notification) string {
 	if n.Kind == KindNodeList {
+		if n.Joined == nil && n.Left == nil {
+			// Model V0: no lists at all, as opposed to empty ones.
+			return fmt.Sprintf("nodelist ring %d.%d members %v joined nil left nil", n.RingNode, n.RingSeq, n.Members)
+		}
 		return fmt.Sprintf("nodelist ring %d.%d members %v joined %v left %v", n.RingNode, n.RingSeq, n.Members, n.Joined, n.Left)
 	}
 	return fmt.Sprintf("quorum ring %d.%d quorate %v members %v", n.RingNode, n.RingSeq, n.Quorate, n.Members)

@@ -178,6 +178,11 @@ func TestPeerCheck(t *testing.T) {
 	for _, ipc := range ipcModes {
 		t.Run(ipc, func(t *testing.T) { testPeerCheck(t, ipc) })
 	}
+	// Model V0: quorum_initialize, and its callback's count check.
+	t.Run("shm-v0", func(t *testing.T) {
+		withV0(t)
+		testPeerCheck(t, "shm")
+	})
 }
 
 func testPeerCheck(t *testing.T, ipc string) {
@@ -204,6 +209,7 @@ func testPeerCheck(t *testing.T, ipc string) {
 		t.Fatalf("Dial trusting uid %d: %v", nobody, err)
 	}
 	defer c.Close()
+	checkModel(t, c)
 	if q, err := c.Quorate(ctx); err != nil || !q {
 		t.Fatalf("Quorate from the fake server = %v, %v", q, err)
 	}

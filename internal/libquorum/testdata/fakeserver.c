@@ -5,7 +5,10 @@
  * namespace without corosync. It prints "ready" once it listens and runs
  * until killed. With the argument "socket" it uses libqb's socket transport
  * (corosync's qb_ipc_type: socket) instead of shared memory. A trackstart
- * gets a notification whose member count is far larger than its list.
+ * gets a notification whose member count is far larger than its list: a
+ * model V1 one for a client that connected with quorum_model_initialize
+ * (which asks MODEL_GETTYPE), a model V0 one for a client that connected
+ * with quorum_initialize (which asks GETTYPE).
  */
 #include <qb/qbdefs.h>
 #include <qb/qbipcs.h>
@@ -19,8 +22,8 @@ static qb_loop_t *loop;
 
 /* Request ids and their answers, from corosync's ipc_quorum.h. */
 enum { REQ_GETQUORATE = 0, REQ_TRACKSTART = 1, REQ_GETTYPE = 3, REQ_MODEL_GETTYPE = 4 };
-enum { RES_GETQUORATE = 0, RES_TRACKSTART = 1, RES_GETTYPE = 4, RES_MODEL_GETTYPE = 5,
-       EV_V1_QUORUM = 6 };
+enum { RES_GETQUORATE = 0, RES_TRACKSTART = 1, EV_V0_QUORUM = 3, RES_GETTYPE = 4,
+       RES_MODEL_GETTYPE = 5, EV_V1_QUORUM = 6 };
 enum { CS_OK = 1, CS_ERR_NOT_SUPPORTED = 19 };
 
 struct reply {
@@ -38,6 +41,18 @@ struct bogus_quorum_event {
 	uint32_t entries __attribute__((aligned(8)));
 	uint32_t members[1];
 };
+
+/* The same for model V0 (struct res_lib_quorum_notification). */
+struct bogus_v0_event {
+	struct qb_ipc_response_header hdr;
+	int32_t quorate __attribute__((aligned(8)));
+	uint64_t ring_seq __attribute__((aligned(8)));
+	uint32_t entries __attribute__((aligned(8)));
+	uint32_t members[1];
+};
+
+/* A connection's context is non-NULL once it asked MODEL_GETTYPE. */
+static int model_v1_mark;
 
 static int32_t on_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t gid)
 {
@@ -69,11 +84,27 @@ static int32_t on_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 		r.hdr.id = RES_GETTYPE;
 		break;
 	case REQ_MODEL_GETTYPE:
+		qb_ipcs_context_set(c, &model_v1_mark);
 		r.hdr.id = RES_MODEL_GETTYPE;
 		break;
 	case REQ_TRACKSTART: {
 		struct bogus_quorum_event ev;
+		struct bogus_v0_event ev0;
 
+		if (qb_ipcs_context_get(c) == NULL) {
+			memset(&ev0, 0, sizeof(ev0));
+			ev0.hdr.id = EV_V0_QUORUM;
+			ev0.hdr.size = sizeof(ev0);
+			ev0.hdr.error = CS_OK;
+			ev0.quorate = 1;
+			ev0.ring_seq = 4;
+			ev0.entries = 0x7fffffff;
+			ev0.members[0] = 1;
+			qb_ipcs_event_send(c, &ev0, sizeof(ev0));
+			r.hdr.id = RES_TRACKSTART;
+			r.hdr.size = sizeof(r.hdr);
+			break;
+		}
 		memset(&ev, 0, sizeof(ev));
 		ev.hdr.id = EV_V1_QUORUM;
 		ev.hdr.size = sizeof(ev);
