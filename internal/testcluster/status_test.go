@@ -199,6 +199,42 @@ func TestParseStatus2x(t *testing.T) {
 	}
 }
 
+// Output of corosync-quorumtool -s 3.0.4 (with libqb 1.0.5) on a node cut
+// off: hexadecimal ring id (sequence 0x11) and nodelist names, like 3.1.
+const out304Cut = `Quorum information
+------------------
+Date:             Tue Dec  1 11:34:13 2026
+Quorum provider:  corosync_votequorum
+Nodes:            1
+Node ID:          3
+Ring ID:          3.11
+Quorate:          No
+
+Votequorum information
+----------------------
+Expected votes:   3
+Highest expected: 3
+Total votes:      1
+Quorum:           2 Activity blocked
+Flags:            
+
+Membership information
+----------------------
+    Nodeid      Votes Name
+         3          1 node3 (local)
+`
+
+func TestParseStatus304(t *testing.T) {
+	st, err := ParseStatus(out304Cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Quorate || st.NodeID != 3 || st.Ring != (RingID{3, 0x11}) || st.Quorum != 2 || st.TotalVotes != 1 ||
+		len(st.Flags) != 0 || !slices.Equal(st.Table, []Member{{3, 1, "node3", true}}) {
+		t.Errorf("3.0.4 cut off: %+v", st)
+	}
+}
+
 func TestParseStatusErrors(t *testing.T) {
 	for name, out := range map[string]string{
 		"empty":       "",
@@ -224,6 +260,7 @@ func FuzzParseStatus(f *testing.F) {
 	f.Add(outTwoNode)
 	f.Add(outBlocked)
 	f.Add(out246Cut)
+	f.Add(out304Cut)
 	f.Add("Ring ID: .\nQuorate: Yes\nMembership information\n 1 1\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		st, err := ParseStatus(s)
