@@ -85,7 +85,9 @@ func inspect(fd int, before map[uint64]bool) (server, error) {
 	s := server{pid: -1, claimed: true, uid: uid, hangup: -1}
 
 	// libqb names the server's sockets <dir>/qb-<service>-<suffix>, where dir
-	// is /dev/shm/qb-<server pid>-<client pid>-<fd>-<random>.
+	// is /dev/shm/qb-<server pid>-<client pid>-<fd>-<random> (libqb 1.0.4
+	// and later), or, abstract, qb-<service>-<server pid>-<client pid>-<fd>-
+	// <suffix> (up to 1.0.3).
 	name, err := peerName(fd)
 	if err != nil {
 		return server{}, err
@@ -94,11 +96,16 @@ func inspect(fd int, before map[uint64]bool) (server, error) {
 	if !ok {
 		return server{}, fmt.Errorf("event socket's peer %q is not named like libqb's", name)
 	}
+	rest, ok := "", false
 	if i := strings.Index(base, "/qb-"); i >= 0 {
-		if f := strings.SplitN(base[i+len("/qb-"):], "-", 2); len(f) == 2 {
-			if pid, err := strconv.ParseInt(f[0], 10, 32); err == nil {
-				s.pid = int32(pid)
-			}
+		rest, ok = base[i+len("/qb-"):], true
+	} else {
+		// An abstract name, which Go prints with a leading '@'.
+		rest, ok = strings.CutPrefix(strings.TrimPrefix(base, "@"), "qb-quorum-")
+	}
+	if f := strings.SplitN(rest, "-", 2); ok && len(f) == 2 {
+		if pid, err := strconv.ParseInt(f[0], 10, 32); err == nil {
+			s.pid = int32(pid)
 		}
 	}
 	if r := findByPeerName(base + "-request"); r >= 0 {
