@@ -150,6 +150,7 @@ func startFakeServer(t *testing.T, n *node, ipc string) int {
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
+		removeServerShm(t, cmd.Process.Pid)
 	})
 	ready := make(chan error, 1)
 	go func() {
@@ -169,6 +170,21 @@ func startFakeServer(t *testing.T, n *node, ipc string) int {
 		t.Fatal("fake server did not start")
 	}
 	return cmd.Process.Pid
+}
+
+// removeServerShm removes the shared-memory files of the connections that
+// the killed server pid served, which it had no chance to remove itself:
+// /dev/shm/qb-<pid>-<client pid>-<fd>-<random>/ (libqb 1.0.4 and later) and
+// /dev/shm/qb-quorum-<kind>-<pid>-<client pid>-<fd>-{header,data} (before).
+func removeServerShm(t *testing.T, pid int) {
+	for _, pattern := range []string{fmt.Sprintf("/dev/shm/qb-%d-*", pid), fmt.Sprintf("/dev/shm/qb-quorum-*-%d-*", pid)} {
+		paths, _ := filepath.Glob(pattern)
+		for _, p := range paths {
+			if err := os.RemoveAll(p); err != nil {
+				t.Errorf("removing the fake server's %s: %v", p, err)
+			}
+		}
+	}
 }
 
 // TestPeerCheck: while corosync is down, an unprivileged process binds its
