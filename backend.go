@@ -25,16 +25,20 @@ type ConnectParams struct {
 }
 
 // Conn is one connection to the quorum service, handed to the engine by a
-// Backend. The engine calls Dispatch from one goroutine only (its pump),
-// serialises the request methods (Quorate, TrackStart, TrackStop) among
-// themselves, but may run one request concurrently with Dispatch. Close is
-// called once, when no other method is running... except a request whose
-// context ended: Close must make such a request return and must not wait for
-// a hung corosync.
+// Backend. What the engine does with it:
+//   - Fd and Dispatch are called from one goroutine only (the pump), never
+//     concurrently with each other.
+//   - TrackStart and Quorate (the requests) may be called from any goroutine,
+//     concurrently with each other and with Dispatch: a Conn serialises its
+//     requests itself if it must, and a request still waiting its turn
+//     returns when its context ends.
+//   - Close may be called at any time, concurrently with anything, and more
+//     than once. It ends the requests in flight (they return an error) and
+//     does not wait for a hung corosync.
 type Conn interface {
 	// Fd returns a descriptor that is readable when notifications are queued
-	// or the server hung up. It stays owned by the Conn: the engine only adds
-	// it to an epoll set of its own, never reads, closes or changes it.
+	// or the server hung up. It stays owned by the Conn: the engine only
+	// waits for it to become readable, and never reads, closes or changes it.
 	Fd() int
 	// Dispatch delivers every queued notification to fn, in order, and
 	// returns without waiting. It returns an error matching
@@ -45,12 +49,12 @@ type Conn interface {
 	// TrackStart is quorum_trackstart. With TrackCurrent or TrackChanges, the
 	// snapshot (nodelist, then quorum) is queued before it returns. A second
 	// call returns an error matching ErrExist but still queues the snapshot.
+	// It returns ctx's error if ctx ends first.
 	TrackStart(ctx context.Context, flags TrackFlags) error
-	// TrackStop is quorum_trackstop.
-	TrackStop(ctx context.Context) error
-	// Quorate is quorum_getquorate: a round trip to corosync.
+	// Quorate is quorum_getquorate: a round trip to corosync. It returns
+	// ctx's error if ctx ends first.
 	Quorate(ctx context.Context) (bool, error)
-	// Close releases the connection. It does not block on corosync.
+	// Close releases the connection.
 	Close() error
 }
 

@@ -31,48 +31,5 @@ func (libquorumBackend) Connect(ctx context.Context, p ConnectParams) (Conn, err
 	if err != nil {
 		return nil, fromInternal(err)
 	}
-	return &libquorumConn{c: c}, nil
+	return realConn{c}, nil
 }
-
-// libquorumConn adapts *libquorum.Conn to Conn.
-type libquorumConn struct {
-	c *libquorum.Conn
-}
-
-func (lc *libquorumConn) Fd() int { return lc.c.Fd() }
-
-func (lc *libquorumConn) Dispatch(fn func(Notification)) error {
-	return fromInternal(lc.c.Dispatch(func(n libquorum.Notification) {
-		out := Notification{
-			RingID:  RingID{NodeID: n.RingNode, Seq: n.RingSeq},
-			Members: n.Members,
-		}
-		switch n.Kind {
-		case libquorum.KindNodeList:
-			out.Kind = EventNodeList
-			out.Joined, out.Left = n.Joined, n.Left
-		case libquorum.KindQuorum:
-			out.Kind = EventQuorum
-			out.Quorate = n.Quorate
-		default:
-			return
-		}
-		fn(out)
-	}))
-}
-
-func (lc *libquorumConn) TrackStart(ctx context.Context, flags TrackFlags) error {
-	// TrackFlags hold corosync's CS_TRACK_* values, so they pass unchanged.
-	return fromInternal(lc.c.TrackStart(ctx, uint32(flags)))
-}
-
-func (lc *libquorumConn) TrackStop(ctx context.Context) error {
-	return fromInternal(lc.c.TrackStop(ctx))
-}
-
-func (lc *libquorumConn) Quorate(ctx context.Context) (bool, error) {
-	q, err := lc.c.Quorate(ctx)
-	return q, fromInternal(err)
-}
-
-func (lc *libquorumConn) Close() error { return fromInternal(lc.c.Close()) }

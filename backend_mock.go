@@ -7,25 +7,29 @@ import (
 	"slices"
 	"sync"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/corosync-go/quorum/internal/cs"
 )
 
 // SimCluster is a simulated corosync cluster for tests and demos. Each node
 // runs a simulated corosync with votequorum; SimCluster.Backend(id) connects
 // to the one on node id, through the same engine as the real backends (the
-// connection signals the engine through an eventfd).
+// connection signals the engine through a descriptor: an eventfd on Linux,
+// a pipe on other Unix systems).
 //
 // It follows corosync's semantics: a trackstart snapshot of a nodelist then
 // a quorum notification, one nodelist and one quorum notification per
 // membership change (Reform adds a ring that changes nothing, as corosync
 // forms at times; Restart one in which a node left and joined at once),
-// ring ids named after the lowest member with a growing sequence number, CS_ERR_EXIST for a second trackstart, CS_ERR_LIBRARY once
-// the local corosync stops. Quorum follows votequorum's majority rule: a
-// partition is quorate when its votes reach expected/2 + 1, where expected
-// is the sum of all nodes' votes unless set; with two-node mode and two
-// expected votes, one vote is enough.
+// ring ids named after the lowest member with a growing sequence number,
+// CS_ERR_EXIST for a second trackstart, CS_ERR_LIBRARY once the local
+// corosync stops. Quorum follows votequorum as each node runs it (see
+// sim_votequorum.go): every node keeps its own expected votes (the sum of all
+// votes at start) and quorum threshold (expected/2 + 1, falling only when an
+// administrator lowers expected votes); SetExpectedVotes reaches only the
+// issuing node's partition; partitions that merge take a quorate node's
+// expected votes, raised to the votes present; two_node makes one vote
+// enough for a two-node partition and implies wait_for_all (a node that
+// starts, or loses quorum, waits until it has seen all expected votes).
 //
 // What it does not model: timing (changes are instant, so the states a real
 // cluster passes through on its way, such as a restarted node alone in its
@@ -35,12 +39,14 @@ import (
 // All methods are safe for concurrent use. The zero value is not usable:
 // call NewSimCluster.
 type SimCluster struct {
-	mu       sync.Mutex
-	nodes    map[uint32]*simNode
-	ids      []uint32 // sorted
-	expected uint32   // 0: the sum of all votes
-	twoNode  bool
-	seq      uint64
+	mu      sync.Mutex
+	nodes   map[uint32]*simNode
+	ids     []uint32 // sorted
+	twoNode bool
+	seq     uint64
+	// stuck, if set, is called (without the lock) when a request starts
+	// waiting for a frozen node: the tests' hook, set in export_test.go.
+	stuck func(id uint32)
 }
 
 // SimNode describes one simulated node. Votes 0 means 1.
@@ -57,6 +63,7 @@ type simNode struct {
 	thaw      chan struct{} // closed by Thaw
 	faults    []cs.Code     // errors for the next connects
 	quorate   bool
+	vq        vqState // this node's votequorum
 	ring      RingID
 	members   []uint32
 	conns     map[*simConn]struct{}
@@ -84,6 +91,9 @@ func NewSimCluster(nodes ...SimNode) (*SimCluster, error) {
 		c.ids = append(c.ids, n.ID)
 	}
 	slices.Sort(c.ids)
+	for _, n := range c.nodes {
+		c.boot(n)
+	}
 	c.recompute(false)
 	return c, nil
 }
@@ -145,6 +155,9 @@ func (c *SimCluster) Restart(id uint32) error {
 			return fmt.Errorf("%w: node %d is stopped; Start starts it", ErrInvalidParam, id)
 		}
 		n.kill()
+		c.boot(n)
+		c.syncVotes(n, n.members, c.snapshotVotes())
+		n.quorate = c.quorate(n, n.members)
 		c.newRingLocked(n, []uint32{id}, []uint32{id})
 		return nil
 	})
@@ -152,7 +165,12 @@ func (c *SimCluster) Restart(id uint32) error {
 
 // Start starts corosync on a stopped node id: it joins its partition again.
 func (c *SimCluster) Start(id uint32) error {
-	return c.change(id, func(n *simNode) { n.up = true })
+	return c.change(id, func(n *simNode) {
+		if !n.up {
+			n.up = true
+			c.boot(n)
+		}
+	})
 }
 
 // Freeze stops node id's corosync from answering (as SIGSTOP would): requests
@@ -293,31 +311,47 @@ func (c *SimCluster) newRingLocked(n *simNode, joined, left []uint32) {
 	}
 }
 
-// SetTwoNode turns votequorum's two_node mode on or off: with it, and two
-// expected votes, one vote is quorate.
+// SetTwoNode turns votequorum's two_node mode on or off: with it, a
+// partition of at most two nodes needs one vote, and wait_for_all is implied
+// (a node that starts, or loses quorum, waits until it has seen all expected
+// votes). As with a configuration reload, running nodes keep their
+// wait_for_all status.
 func (c *SimCluster) SetTwoNode(on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.twoNode = on
+	peers := c.snapshotVotes()
+	for _, n := range c.nodes {
+		if n.up {
+			c.recalcVotes(n, n.members, true, peers)
+		}
+	}
 	c.recompute(true)
 }
 
 // SetExpectedVotes changes expected votes as corosync-quorumtool -e does on
-// node id: the value applies cluster-wide. Like votequorum it refuses a value
-// whose quorum would exceed the votes present in that node's partition, or
-// fall below half of them.
+// node id: a cluster message, so it reaches node id's partition only. Like
+// votequorum it refuses a value below the votes present, or one that would
+// make a quorate partition inquorate. The other partitions keep theirs until
+// they merge (see the SimCluster doc).
 func (c *SimCluster) SetExpectedVotes(id uint32, votes uint32) error {
 	return c.withNode(id, func(n *simNode) error {
 		if !n.up {
 			return newError("votequorum_setexpected", cs.ErrLibrary, nil)
 		}
 		total := c.votes(n.members)
-		q := c.quorumFor(votes)
-		if votes == 0 || q > total || q < total/2 {
-			return fmt.Errorf("%w: expected votes %d would need %d votes for quorum, with %d present",
-				newError("votequorum_setexpected", cs.ErrInvalidParam, nil), votes, q, total)
+		q := c.quorumFor(len(n.members), votes, total)
+		if votes < total || (n.quorate && q > total) {
+			return fmt.Errorf("%w: expected votes %d with %d votes present (quorum would be %d)",
+				newError("votequorum_setexpected", cs.ErrInvalidParam, nil), votes, total, q)
 		}
-		c.expected = votes
+		for _, m := range n.members {
+			c.nodes[m].vq.expected = votes
+		}
+		peers := c.snapshotVotes()
+		for _, m := range n.members {
+			c.recalcVotes(c.nodes[m], n.members, true, peers)
+		}
 		c.recompute(true)
 		return nil
 	})
@@ -363,27 +397,11 @@ func (c *SimCluster) votes(members []uint32) uint32 {
 	return v
 }
 
-func (c *SimCluster) expectedVotes() uint32 {
-	if c.expected != 0 {
-		return c.expected
-	}
-	var v uint32
-	for _, n := range c.nodes {
-		v += n.votes
-	}
-	return v
-}
-
-func (c *SimCluster) quorumFor(expected uint32) uint32 {
-	if c.twoNode && expected == 2 {
-		return 1
-	}
-	return expected/2 + 1
-}
-
 // recompute derives every node's view from who is up and the partitions,
-// and notifies the tracking connections of each node whose view changed.
+// and notifies the tracking connections of each node whose view changed. A
+// node whose membership changed runs votequorum's sync first.
 func (c *SimCluster) recompute(notify bool) {
+	before := c.snapshotVotes()
 	bumped := false
 	for _, id := range c.ids {
 		n := c.nodes[id]
@@ -397,14 +415,11 @@ func (c *SimCluster) recompute(notify bool) {
 				members = append(members, other)
 			}
 		}
-		if c.expected != 0 && c.votes(members) > c.expected {
-			// Like votequorum, expected votes rise with the votes
-			// present and fall only when set.
-			c.expected = c.votes(members)
-		}
-		expected := max(c.expectedVotes(), c.votes(members))
-		quorate := c.votes(members) >= c.quorumFor(expected)
 		membershipChanged := !slices.Equal(members, n.members)
+		if membershipChanged {
+			c.syncVotes(n, members, before)
+		}
+		quorate := c.quorate(n, members)
 		if !membershipChanged && quorate == n.quorate {
 			continue
 		}
@@ -474,15 +489,15 @@ func (b simBackend) Connect(ctx context.Context, _ ConnectParams) (Conn, error) 
 			case <-thaw:
 				continue
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, fmt.Errorf("waiting for the simulated corosync on node %d, which is frozen, to answer: %w", b.id, ctx.Err())
 			}
 		}
-		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		sig, err := newSimSignal()
 		if err != nil {
 			c.mu.Unlock()
-			return nil, newError("quorum_initialize", cs.ErrNoResources, err)
+			return nil, err
 		}
-		sc := &simConn{c: c, n: n, efd: efd, done: make(chan struct{})}
+		sc := &simConn{c: c, n: n, sig: sig, done: make(chan struct{})}
 		n.conns[sc] = struct{}{}
 		c.mu.Unlock()
 		return sc, nil
@@ -494,7 +509,7 @@ func (b simBackend) Connect(ctx context.Context, _ ConnectParams) (Conn, error) 
 type simConn struct {
 	c        *SimCluster
 	n        *simNode
-	efd      int
+	sig      simSignal
 	queue    []Notification
 	tracking bool
 	lost     bool
@@ -518,10 +533,7 @@ func (sc *simConn) enqueueLocked(n Notification) {
 	}
 }
 
-func (sc *simConn) signalLocked() {
-	one := [8]byte{1}
-	_, _ = unix.Write(sc.efd, one[:])
-}
+func (sc *simConn) signalLocked() { sc.sig.raise() }
 
 func (sc *simConn) loseLocked() {
 	if sc.lost || sc.closed {
@@ -533,7 +545,7 @@ func (sc *simConn) loseLocked() {
 	sc.signalLocked() // the hang-up: readable until closed
 }
 
-func (sc *simConn) Fd() int { return sc.efd }
+func (sc *simConn) Fd() int { return sc.sig.fd() }
 
 func (sc *simConn) Dispatch(fn func(Notification)) error {
 	sc.c.mu.Lock()
@@ -545,8 +557,7 @@ func (sc *simConn) Dispatch(fn func(Notification)) error {
 		sc.c.mu.Unlock()
 		return newError("quorum_dispatch", cs.ErrLibrary, nil)
 	}
-	var buf [8]byte
-	_, _ = unix.Read(sc.efd, buf[:])
+	sc.sig.clear()
 	var q []Notification
 	if !sc.n.frozen {
 		q, sc.queue = sc.queue, nil
@@ -570,15 +581,18 @@ func (sc *simConn) request(ctx context.Context, op string, f func() error) error
 			sc.c.mu.Unlock()
 			return newError(op, cs.ErrLibrary, nil)
 		case sc.n.frozen:
-			thaw := sc.n.thaw
+			thaw, stuck := sc.n.thaw, sc.c.stuck
 			sc.c.mu.Unlock()
+			if stuck != nil {
+				stuck(sc.n.id)
+			}
 			select {
 			case <-thaw:
 				continue
 			case <-sc.done:
 				continue
 			case <-ctx.Done():
-				return ctx.Err()
+				return fmt.Errorf("waiting for the simulated corosync on node %d, which is frozen, to answer %s: %w", sc.n.id, op, ctx.Err())
 			}
 		}
 		err := f()
@@ -612,13 +626,6 @@ func (sc *simConn) TrackStart(ctx context.Context, flags TrackFlags) error {
 	})
 }
 
-func (sc *simConn) TrackStop(ctx context.Context) error {
-	return sc.request(ctx, "quorum_trackstop", func() error {
-		sc.tracking = false
-		return nil
-	})
-}
-
 func (sc *simConn) Close() error {
 	sc.c.mu.Lock()
 	defer sc.c.mu.Unlock()
@@ -628,5 +635,5 @@ func (sc *simConn) Close() error {
 	sc.closed = true
 	delete(sc.n.conns, sc)
 	close(sc.done)
-	return unix.Close(sc.efd)
+	return sc.sig.close()
 }

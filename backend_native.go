@@ -36,48 +36,5 @@ func (nativeBackend) Connect(ctx context.Context, p ConnectParams) (Conn, error)
 	if err != nil {
 		return nil, fromInternal(err)
 	}
-	return &nativeConn{c: c}, nil
+	return realConn{c}, nil
 }
-
-// nativeConn adapts *native.Conn to Conn.
-type nativeConn struct {
-	c *native.Conn
-}
-
-func (nc *nativeConn) Fd() int { return nc.c.Fd() }
-
-func (nc *nativeConn) Dispatch(fn func(Notification)) error {
-	return fromInternal(nc.c.Dispatch(func(n native.Notification) {
-		out := Notification{
-			RingID:  RingID{NodeID: n.Ring.NodeID, Seq: n.Ring.Seq},
-			Members: n.Members,
-		}
-		switch n.Kind {
-		case native.KindNodeList:
-			out.Kind = EventNodeList
-			out.Joined, out.Left = n.Joined, n.Left
-		case native.KindQuorum:
-			out.Kind = EventQuorum
-			out.Quorate = n.Quorate
-		default:
-			return
-		}
-		fn(out)
-	}))
-}
-
-func (nc *nativeConn) TrackStart(ctx context.Context, flags TrackFlags) error {
-	// TrackFlags hold corosync's CS_TRACK_* values, so they pass unchanged.
-	return fromInternal(nc.c.TrackStart(ctx, uint32(flags)))
-}
-
-func (nc *nativeConn) TrackStop(ctx context.Context) error {
-	return fromInternal(nc.c.TrackStop(ctx))
-}
-
-func (nc *nativeConn) Quorate(ctx context.Context) (bool, error) {
-	q, err := nc.c.Quorate(ctx)
-	return q, fromInternal(err)
-}
-
-func (nc *nativeConn) Close() error { return fromInternal(nc.c.Close()) }

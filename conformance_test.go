@@ -236,6 +236,42 @@ var scenarios = []scenario{
 		s.expect(quorum.EventNodeList, false, true, ids(1, 2, 3), ids(3), none)
 		s.expect(quorum.EventQuorum, false, true, ids(1, 2, 3), none, none)
 	}},
+	{"expected votes stay in their partition", func(t *testing.T, e env) {
+		// corosync-quorumtool -e is a cluster message: it reaches the
+		// issuing node's partition and no other, so two partitions of one
+		// vote each cannot both become quorate.
+		s4 := subscribe(t, e, 4, quorum.TrackCurrent|quorum.TrackChanges)
+		s5 := subscribe(t, e, 5, quorum.TrackCurrent|quorum.TrackChanges)
+		s4.snapshot()
+		s5.snapshot()
+		e.cut(t, 4)
+		s4.expect(quorum.EventNodeList, false, true, ids(4), none, ids(1, 2, 3, 5))
+		s4.expect(quorum.EventQuorum, false, false, ids(4), none, none)
+		s5.expect(quorum.EventNodeList, false, true, ids(1, 2, 3, 5), none, ids(4))
+		s5.expect(quorum.EventQuorum, false, true, ids(1, 2, 3, 5), none, none)
+		e.cut(t, 5)
+		s5.expect(quorum.EventNodeList, false, true, ids(5), none, ids(1, 2, 3))
+		s5.expect(quorum.EventQuorum, false, false, ids(5), none, none)
+		e.setExpected(t, 4, 1)
+		s4.expect(quorum.EventQuorum, false, true, ids(4), none, none)
+		if q, _ := e.view(t, 5); q {
+			t.Fatal("node 5 became quorate with the expected votes set in node 4's partition")
+		}
+		// Merged, the partitions agree on the votes present: 5 of 5.
+		e.heal(t, 4)
+		s4.expect(quorum.EventNodeList, false, true, ids(1, 2, 3, 4), ids(1, 2, 3), none)
+		s4.expect(quorum.EventQuorum, false, true, ids(1, 2, 3, 4), none, none)
+		e.heal(t, 5)
+		s5.expect(quorum.EventNodeList, false, false, all5, ids(1, 2, 3, 4), none)
+		s5.expect(quorum.EventQuorum, false, true, all5, none, none)
+		s4.expect(quorum.EventNodeList, false, true, all5, ids(5), none)
+		s4.expect(quorum.EventQuorum, false, true, all5, none, none)
+		// Had the merged cluster kept 1 expected vote, a lone node would
+		// still be quorate; with 5 it is not.
+		e.cut(t, 4)
+		s4.expect(quorum.EventNodeList, false, true, ids(4), none, ids(1, 2, 3, 5))
+		s4.expect(quorum.EventQuorum, false, false, ids(4), none, none)
+	}},
 	{"partition and heal", func(t *testing.T, e env) {
 		s1 := subscribe(t, e, 1, quorum.TrackCurrent|quorum.TrackChanges)
 		s4 := subscribe(t, e, 4, quorum.TrackCurrent|quorum.TrackChanges)
@@ -304,9 +340,6 @@ var scenarios = []scenario{
 				t.Fatalf("notification %d: %+v", i, got[i])
 			}
 		}
-		if err := conn.TrackStop(ctx); err != nil {
-			t.Fatalf("trackstop: %v", err)
-		}
 	}},
 	{"slow subscriber", func(t *testing.T, e env) {
 		cl, err := quorum.Open(context.Background(), quorum.WithBackend(e.backend(1)))
@@ -363,27 +396,26 @@ var scenarios = []scenario{
 		if !errors.Is(err, quorum.ErrConnectionLost) {
 			t.Fatalf("Open without reconnect while corosync is down: %v", err)
 		}
-		type result struct {
-			ch  <-chan quorum.QuorumEvent
-			err error
-		}
-		res := make(chan result, 1)
+		// Subscribe returns at once, with a stream that says corosync
+		// cannot be reached, and follows it once it is there.
 		ctx, cancel = context.WithCancel(context.Background())
 		defer cancel()
-		go func() {
-			ch, err := quorum.Subscribe(ctx, quorum.TrackCurrent|quorum.TrackChanges,
-				quorum.WithBackend(e.backend(1)), quorum.WithLossless(64), fast)
-			res <- result{ch, err}
-		}()
-		e.start(t, 1)
-		r := <-res
-		if r.err != nil {
-			t.Fatal(r.err)
+		ch, err := quorum.Subscribe(ctx, quorum.TrackCurrent|quorum.TrackChanges,
+			quorum.WithBackend(e.backend(1)), quorum.WithLossless(64), fast)
+		if err != nil {
+			t.Fatal(err)
 		}
-		s := newStream(t, e, r.ch)
+		s := newStream(t, e, ch)
+		if ev := s.next(); ev.Kind != quorum.EventDisconnected || ev.Known() || !errors.Is(ev.Err, quorum.ErrConnectionLost) {
+			t.Fatalf("first event while corosync is down: %v", ev)
+		}
+		e.start(t, 1)
+		if ev := s.next(); ev.Kind != quorum.EventReconnected {
+			t.Fatalf("after corosync started: %v", ev)
+		}
 		settles(t, e, s, 1)
 		cancel()
-		for range r.ch {
+		for range ch {
 		}
 	}},
 	{"corosync frozen", func(t *testing.T, e env) {
@@ -391,6 +423,7 @@ var scenarios = []scenario{
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer cl.Close() // on failure; the check below closes it first
 		e.freeze(t, 1)
 		thawed := false
 		defer func() {
@@ -407,9 +440,10 @@ var scenarios = []scenario{
 		ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
 		_, err = quorum.Open(ctx, quorum.WithBackend(e.backend(1)))
 		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Open on a frozen corosync: %v", err)
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for") {
+			t.Fatalf("Open on a frozen corosync: %v; want the deadline and what it waited for", err)
 		}
+		t.Logf("Open on a frozen corosync: %v", err)
 		closed := make(chan struct{})
 		go func() { cl.Close(); close(closed) }()
 		select {
@@ -745,6 +779,40 @@ func TestConformance(t *testing.T) {
 					sc.run(t, e)
 				})
 			}
+		})
+	}
+}
+
+// TestConformanceTwoNode: two_node implies wait_for_all. A lone survivor of
+// a two-node cluster keeps quorum, but a node that starts alone waits until
+// it has seen the other, on a real 2-node cluster and on the simulated one.
+func TestConformanceTwoNode(t *testing.T) {
+	run := func(t *testing.T, e env) {
+		s := subscribe(t, e, 1, quorum.TrackCurrent|quorum.TrackChanges)
+		s.expect(quorum.EventNodeList, true, true, ids(1, 2), none, none)
+		s.expect(quorum.EventQuorum, true, true, ids(1, 2), none, none)
+		e.kill(t, 2)
+		s.expect(quorum.EventNodeList, false, true, ids(1), none, ids(2))
+		s.expect(quorum.EventQuorum, false, true, ids(1), none, none)
+		e.kill(t, 1)
+		e.start(t, 1)
+		fresh := subscribe(t, e, 1, quorum.TrackCurrent|quorum.TrackChanges)
+		fresh.expect(quorum.EventNodeList, true, false, ids(1), none, none)
+		fresh.expect(quorum.EventQuorum, true, false, ids(1), none, none)
+		e.start(t, 2)
+		fresh.expect(quorum.EventNodeList, false, false, ids(1, 2), ids(2), none)
+		fresh.expect(quorum.EventQuorum, false, true, ids(1, 2), none, none)
+	}
+	t.Run("sim", func(t *testing.T) {
+		c, err := quorum.NewSimClusterN(2)
+		must(t, err)
+		c.SetTwoNode(true)
+		run(t, &simEnv{c: c, cuts: map[int]bool{}})
+	})
+	for _, v := range realVariants() {
+		t.Run(v.name, func(t *testing.T) {
+			cl := testcluster.Start(t, 2, append([]testcluster.Option{testcluster.TwoNode()}, v.opts...)...)
+			run(t, &realEnv{cl: cl, inner: v.backend, name: v.name, frozen: map[int]bool{}, cuts: map[int]bool{}})
 		})
 	}
 }

@@ -45,6 +45,42 @@ var (
 // Code is corosync's cs_error_t. Success is 1 (CS_OK), not 0.
 type Code int32
 
+// The values of corosync's cs_error_t (corotypes.h). Not every one is ever
+// returned by the quorum service; all are here so that none is written as a
+// bare number.
+const (
+	CodeOK                Code = Code(cs.OK)
+	CodeLibrary           Code = Code(cs.ErrLibrary)
+	CodeVersion           Code = Code(cs.ErrVersion)
+	CodeInit              Code = Code(cs.ErrInit)
+	CodeTimeout           Code = Code(cs.ErrTimeout)
+	CodeTryAgain          Code = Code(cs.ErrTryAgain)
+	CodeInvalidParam      Code = Code(cs.ErrInvalidParam)
+	CodeNoMemory          Code = Code(cs.ErrNoMemory)
+	CodeBadHandle         Code = Code(cs.ErrBadHandle)
+	CodeBusy              Code = Code(cs.ErrBusy)
+	CodeAccess            Code = Code(cs.ErrAccess)
+	CodeNotExist          Code = Code(cs.ErrNotExist)
+	CodeNameTooLong       Code = Code(cs.ErrNameTooLong)
+	CodeExist             Code = Code(cs.ErrExist)
+	CodeNoSpace           Code = Code(cs.ErrNoSpace)
+	CodeInterrupt         Code = Code(cs.ErrInterrupt)
+	CodeNameNotFound      Code = Code(cs.ErrNameNotFound)
+	CodeNoResources       Code = Code(cs.ErrNoResources)
+	CodeNotSupported      Code = Code(cs.ErrNotSupported)
+	CodeBadOperation      Code = Code(cs.ErrBadOperation)
+	CodeFailedOperation   Code = Code(cs.ErrFailedOp)
+	CodeMessageError      Code = Code(cs.ErrMessageError)
+	CodeQueueFull         Code = Code(cs.ErrQueueFull)
+	CodeQueueNotAvailable Code = Code(cs.ErrQueueNotAvail)
+	CodeBadFlags          Code = Code(cs.ErrBadFlags)
+	CodeTooBig            Code = Code(cs.ErrTooBig)
+	CodeNoSections        Code = Code(cs.ErrNoSections)
+	CodeContextNotFound   Code = Code(cs.ErrContextNotFound)
+	CodeTooManyGroups     Code = Code(cs.ErrTooManyGroups)
+	CodeSecurity          Code = Code(cs.ErrSecurity)
+)
+
 // String returns corosync's name for the code, such as "CS_ERR_TRY_AGAIN".
 func (c Code) String() string { return cs.Code(c).String() }
 

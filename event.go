@@ -93,7 +93,9 @@ type RingID struct {
 	Seq    uint64
 }
 
-func (r RingID) String() string { return fmt.Sprintf("%d.%d", r.NodeID, r.Seq) }
+// String formats r as corosync 3 does in its log and in corosync-quorumtool:
+// both numbers in hex, such as "1.2c". (JSON output keeps them as numbers.)
+func (r RingID) String() string { return fmt.Sprintf("%x.%x", r.NodeID, r.Seq) }
 
 // QuorumEvent is one notification from corosync, or one of the engine's
 // connection events, as delivered to one subscriber.
@@ -134,6 +136,15 @@ type QuorumEvent struct {
 	Coalesced int
 	// Err is set on EventDisconnected and EventError events.
 	Err error
+}
+
+// Known reports whether the event carries corosync's state. It is false for
+// the engine's own events (EventDisconnected, EventReconnected, EventError),
+// whose Quorate is false because the state is unknown, not because the
+// partition lost quorum: a service should report "not ready" then, and
+// "inquorate" only when Known is true and Quorate false.
+func (e QuorumEvent) Known() bool {
+	return e.Err == nil && (e.Kind == EventNodeList || e.Kind == EventQuorum)
 }
 
 func (e QuorumEvent) String() string {

@@ -5,16 +5,25 @@ import (
 	"time"
 )
 
-// Option configures Open, Subscribe and (*Client).Subscribe. Options that
-// shape a connection (WithBackend, WithBackoff, WithoutReconnect,
-// WithTrustedUIDs) belong to Open; options that shape a subscription
-// (WithLossless) belong to (*Client).Subscribe; the package-level Subscribe,
-// which makes both, takes either. An option given where it has no effect is
-// an error matching ErrInvalidParam, not silently ignored.
+// Option is what the package-level Subscribe takes: any OpenOption or
+// SubscribeOption, since it makes both a connection and a subscription.
 type Option interface {
 	apply(*settings)
-	name() string
-	connLevel() bool
+}
+
+// OpenOption configures a connection: Open takes it, and so does the
+// package-level Subscribe. WithBackend, WithBackoff, WithoutReconnect and
+// WithTrustedUIDs are OpenOptions.
+type OpenOption interface {
+	Option
+	openOption()
+}
+
+// SubscribeOption configures a subscription: (*Client).Subscribe takes it,
+// and so does the package-level Subscribe. WithLossless is one.
+type SubscribeOption interface {
+	Option
+	subscribeOption()
 }
 
 type settings struct {
@@ -42,27 +51,34 @@ func (s *settings) fail(format string, args ...any) {
 	}
 }
 
+// option is an Option: its name is for reading the code only, since no
+// option can be given where it has no effect.
 type option struct {
-	n    string
-	conn bool
-	f    func(*settings)
+	n string
+	f func(*settings)
 }
 
 func (o option) apply(s *settings) { o.f(s) }
-func (o option) name() string      { return o.n }
-func (o option) connLevel() bool   { return o.conn }
+
+type openOption struct{ option }
+
+func (openOption) openOption() {}
+
+type subscribeOption struct{ option }
+
+func (subscribeOption) subscribeOption() {}
 
 // WithBackend chooses how to reach corosync. Without it, Open uses the
 // libquorum backend when the program was built with -tags libquorum, and
 // the pure-Go NativeBackend otherwise.
-func WithBackend(b Backend) Option {
-	return option{"WithBackend", true, func(s *settings) {
+func WithBackend(b Backend) OpenOption {
+	return openOption{option{"WithBackend", func(s *settings) {
 		if b == nil {
 			s.fail("WithBackend(nil): pass a Backend such as NativeBackend(), LibquorumBackend() or a SimCluster's Backend")
 			return
 		}
 		s.backend = b
-	}}
+	}}}
 }
 
 // WithLossless makes a subscription lossless: up to n undelivered events are
@@ -70,67 +86,75 @@ func WithBackend(b Backend) Option {
 // the next one ends the subscription with a last event whose Err is
 // ErrSlowConsumer (carrying the newest state). n must be at least 2, the size
 // of a snapshot. Without this option, undelivered events are coalesced.
-func WithLossless(n int) Option {
-	return option{"WithLossless", false, func(s *settings) {
+func WithLossless(n int) SubscribeOption {
+	return subscribeOption{option{"WithLossless", func(s *settings) {
 		if n < 2 {
 			s.fail("WithLossless(%d): the buffer must hold at least 2 events (a snapshot is a nodelist and a quorum event)", n)
 			return
 		}
 		s.lossless = n
-	}}
+	}}}
 }
 
 // WithBackoff sets the delays between reconnection attempts: the first waits
 // about min, each next one twice as long up to max, each with random jitter
 // of up to half the delay. The defaults are 100ms and 5s.
-func WithBackoff(min, max time.Duration) Option {
-	return option{"WithBackoff", true, func(s *settings) {
+func WithBackoff(min, max time.Duration) OpenOption {
+	return openOption{option{"WithBackoff", func(s *settings) {
 		if min <= 0 || max < min {
 			s.fail("WithBackoff(%v, %v): want 0 < min <= max", min, max)
 			return
 		}
 		s.backoffMin, s.backoffMax = min, max
-	}}
+	}}}
 }
 
 // WithoutReconnect makes a lost connection terminal: subscribers receive the
 // EventDisconnected event as their last, and Open does not wait for a
 // corosync that is not running or still starting.
-func WithoutReconnect() Option {
-	return option{"WithoutReconnect", true, func(s *settings) { s.reconnect = false }}
+func WithoutReconnect() OpenOption {
+	return openOption{option{"WithoutReconnect", func(s *settings) { s.reconnect = false }}}
 }
 
 // WithTrustedUIDs lets corosync run as these uids besides root. Backends that
 // can see the server's credentials refuse any other, since a local process
 // can pose as corosync while it is down (its socket has no permissions).
-func WithTrustedUIDs(uids ...uint32) Option {
-	return option{"WithTrustedUIDs", true, func(s *settings) {
+func WithTrustedUIDs(uids ...uint32) OpenOption {
+	return openOption{option{"WithTrustedUIDs", func(s *settings) {
 		s.trustedUIDs = append(s.trustedUIDs[:len(s.trustedUIDs):len(s.trustedUIDs)], uids...)
-	}}
+	}}}
 }
 
-// scope says which call the options are for.
-type scope uint8
+// openOptions and subscribeOptions let Open and (*Client).Subscribe share
+// buildSettings with the package-level Subscribe.
+func openOptions(opts []OpenOption) []Option {
+	out := make([]Option, len(opts))
+	for i, o := range opts {
+		if o != nil {
+			out[i] = o
+		}
+	}
+	return out
+}
 
-const (
-	forOpen            scope = iota // connection options only
-	forClientSubscribe              // subscription options only
-	forSubscribe                    // both
-)
+func subscribeOptions(opts []SubscribeOption) []Option {
+	out := make([]Option, len(opts))
+	for i, o := range opts {
+		if o != nil {
+			out[i] = o
+		}
+	}
+	return out
+}
 
-func buildSettings(opts []Option, sc scope) (settings, error) {
+func buildSettings(opts []Option) (settings, error) {
 	s := defaultSettings()
 	for _, o := range opts {
-		switch {
-		case o == nil:
+		if o == nil {
 			s.fail("nil Option")
-		case o.connLevel() && sc == forClientSubscribe:
-			s.fail("%s configures a connection: pass it to Open, not to (*Client).Subscribe", o.name())
-		case !o.connLevel() && sc == forOpen:
-			s.fail("%s configures a subscription: pass it to (*Client).Subscribe, not to Open", o.name())
-		default:
-			o.apply(&s)
+			continue
 		}
+		o.apply(&s)
 	}
 	return s, s.err
 }

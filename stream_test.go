@@ -181,18 +181,26 @@ func TestInvalidOptions(t *testing.T) {
 			t.Errorf("%s: got %v, want ErrInvalidParam", name, err)
 		}
 	}
-	if _, err := quorum.Open(context.Background(), b, quorum.WithLossless(8)); !errors.Is(err, quorum.ErrInvalidParam) ||
-		!strings.Contains(err.Error(), "pass it to (*Client).Subscribe") {
-		t.Errorf("subscription option on Open: %v", err)
+	// An option where it has no effect does not compile: the package-level
+	// Subscribe takes both kinds, Open and (*Client).Subscribe only theirs.
+	var (
+		_ quorum.OpenOption      = quorum.WithoutReconnect()
+		_ quorum.SubscribeOption = quorum.WithLossless(2)
+		_ []quorum.Option        = []quorum.Option{quorum.WithoutReconnect(), quorum.WithLossless(2)}
+	)
+	if _, err := quorum.Open(context.Background(), b, nil); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("nil OpenOption: %v", err)
 	}
 	cl, err := quorum.Open(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	_, err = cl.Subscribe(context.Background(), quorum.TrackChanges, quorum.WithoutReconnect())
-	if !errors.Is(err, quorum.ErrInvalidParam) || !strings.Contains(err.Error(), "pass it to Open") {
-		t.Errorf("connection option on Client.Subscribe: %v", err)
+	if _, err = cl.Subscribe(context.Background(), quorum.TrackChanges, nil); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("nil SubscribeOption: %v", err)
+	}
+	if _, err = cl.Subscribe(context.Background(), quorum.TrackChanges, quorum.WithLossless(1)); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("WithLossless(1) on Client.Subscribe: %v", err)
 	}
 }
 
@@ -502,11 +510,10 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := quorum.Open(ctx, b, fast); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("down until the deadline: %v", err)
 	}
-	// corosync comes up while Open waits.
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		c.Start(1)
-	}()
+	// corosync comes up while Open waits: once Open has failed to
+	// connect, it starts.
+	c.FailConnects(1, 2, quorum.ErrConnectionLost)
+	c.Start(1)
 	cl, err = quorum.Open(context.Background(), b, fast)
 	if err != nil {
 		t.Fatal(err)
@@ -543,18 +550,15 @@ func TestClientErrors(t *testing.T) {
 	}
 	c.Thaw(1)
 
-	// While the engine reconnects, Quorate says so.
+	// While the engine reconnects, Quorate says so: from the moment
+	// subscribers are told.
+	watch, _ := cl.Subscribe(context.Background(), quorum.TrackChangesOnly)
 	c.Stop(1)
-	deadline := time.Now().Add(hang)
-	for {
-		_, err := cl.Quorate(context.Background())
-		if errors.Is(err, quorum.ErrConnectionLost) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Quorate with corosync down: %v", err)
-		}
-		time.Sleep(time.Millisecond)
+	if ev := next(t, watch); ev.Kind != quorum.EventDisconnected {
+		t.Fatalf("got %v", ev)
+	}
+	if _, err := cl.Quorate(context.Background()); !errors.Is(err, quorum.ErrConnectionLost) {
+		t.Fatalf("Quorate with corosync down: %v", err)
 	}
 	c.Start(1)
 
@@ -583,15 +587,19 @@ func TestCloseWhileFrozen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stuck := make(chan uint32, 1)
+	quorum.OnStuckRequest(c, func(id uint32) { stuck <- id })
 	c.Freeze(1)
 	res := make(chan error, 1)
 	go func() { _, err := cl.Quorate(context.Background()); res <- err }()
-	time.Sleep(10 * time.Millisecond)
+	if id := <-stuck; id != 1 {
+		t.Fatalf("request stuck on node %d", id)
+	}
 	cl.Close()
 	select {
 	case err := <-res:
-		if err == nil {
-			t.Fatal("a request to a frozen corosync succeeded")
+		if !errors.Is(err, quorum.ErrClosed) {
+			t.Fatalf("a request cut off by Close: %v, want ErrClosed", err)
 		}
 	case <-time.After(hang):
 		t.Fatal("the request outlived Close")

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command idle subscribes to corosync's quorum events and then does nothing
 // but wait for the next one, so that bench/idle.sh can count the process's
 // context switches while it is idle.

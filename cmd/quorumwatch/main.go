@@ -21,6 +21,10 @@ const (
 	exitOK         = 0
 	exitError      = 1
 	exitNotQuorate = 2
+	// exitInterrupted ends --once when Ctrl-C or SIGTERM came before the
+	// state, as shells report a command killed by SIGINT: neither quorate
+	// (0) nor not quorate (2) would be true.
+	exitInterrupted = 130
 )
 
 const (
@@ -225,7 +229,7 @@ func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, e env)
 		fmt.Fprintf(stderr, "quorumwatch: %v\n", err)
 		return exitError
 	}
-	var opts []quorum.Option
+	var opts []quorum.OpenOption
 	if backend != nil {
 		opts = append(opts, quorum.WithBackend(backend))
 	}
@@ -248,39 +252,84 @@ type watcher struct {
 	stderr io.Writer
 }
 
+// fail reports an error on stderr and, with --json, as an error object on
+// stdout, so that a script reading stdout sees it too.
 func (w *watcher) fail(format string, args ...any) int {
-	fmt.Fprintf(w.stderr, "quorumwatch: "+format+"\n", args...)
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(w.stderr, "quorumwatch: %s\n", msg)
+	if w.cfg.json {
+		_ = w.out.printError(time.Now(), msg)
+	}
 	return exitError
 }
 
-// connectFailed reports a failed Open, pointing a user of a build without a
-// real backend to the simulation.
+// failed reports on stderr an error that ended the stream: the stream has
+// already shown it as its last event.
+func (w *watcher) failed(err error) int {
+	fmt.Fprintf(w.stderr, "quorumwatch: %v\n", err)
+	return exitError
+}
+
+// connectFailed reports a failed Open, with what to check.
 func (w *watcher) connectFailed(err error) int {
-	if w.cfg.backend == "auto" && errors.Is(err, quorum.ErrNotSupported) {
+	switch {
+	case w.cfg.backend == "auto" && errors.Is(err, quorum.ErrNotSupported):
 		return w.fail("%v\n(--backend sim or --sim run against a simulated cluster)", err)
+	case errors.Is(err, quorum.ErrConnectionLost):
+		return w.fail("%v\nIs corosync running on this node (systemctl status corosync)? "+
+			"quorumwatch must also run in corosync's network namespace and see its /dev/shm.", err)
 	}
 	return w.fail("%v", err)
 }
 
 // open connects within --timeout; the Client then lives until closed.
-func (w *watcher) open(ctx context.Context, opts []quorum.Option) (*quorum.Client, error) {
+func (w *watcher) open(ctx context.Context, opts []quorum.OpenOption) (*quorum.Client, error) {
 	octx, cancel := context.WithTimeout(ctx, w.cfg.timeout)
 	defer cancel()
 	return quorum.Open(octx, opts...)
 }
 
+// openOnce connects for --once, as corosync-quorumtool does: a corosync that
+// is not running is an error at once, and only one that is still starting
+// (ErrTryAgain) is waited for, within ctx.
+func (w *watcher) openOnce(ctx context.Context, opts []quorum.OpenOption) (*quorum.Client, error) {
+	opts = append(opts[:len(opts):len(opts)], quorum.WithoutReconnect())
+	delay := 50 * time.Millisecond
+	for {
+		c, err := quorum.Open(ctx, opts...)
+		if err == nil || !errors.Is(err, quorum.ErrTryAgain) {
+			return c, err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("corosync was still starting when --timeout %v ran out: %w", w.cfg.timeout, err)
+		case <-t.C:
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
 // once prints the current state and returns exitOK if quorate, exitNotQuorate
-// if not, exitError if the state is not known within --timeout.
-func (w *watcher) once(ctx context.Context, opts []quorum.Option) int {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.timeout)
+// if not, exitError if the state is not known within --timeout, and
+// exitInterrupted if the user stopped it first.
+func (w *watcher) once(ctx context.Context, opts []quorum.OpenOption) int {
+	tctx, cancel := context.WithTimeout(ctx, w.cfg.timeout)
 	defer cancel()
-	c, err := quorum.Open(ctx, opts...)
+	c, err := w.openOnce(tctx, opts)
 	if err != nil {
+		if ctx.Err() != nil {
+			return exitInterrupted
+		}
 		return w.connectFailed(err)
 	}
 	defer c.Close()
-	ch, err := c.Subscribe(ctx, quorum.TrackCurrent)
+	ch, err := c.Subscribe(tctx, quorum.TrackCurrent)
 	if err != nil {
+		if ctx.Err() != nil {
+			return exitInterrupted
+		}
 		return w.fail("%v", err)
 	}
 	var last *quorum.QuorumEvent
@@ -291,31 +340,32 @@ func (w *watcher) once(ctx context.Context, opts []quorum.Option) int {
 			drain(ch)
 			return w.fail("writing output: %v", err)
 		}
-		switch ev.Kind {
-		case quorum.EventQuorum:
+		switch {
+		case ev.Kind == quorum.EventQuorum:
 			last = &ev
-		case quorum.EventError:
+		case ev.Err != nil:
 			failed = ev.Err
 		}
 	}
 	switch {
-	case failed != nil:
-		return w.fail("%v", failed)
 	case last != nil && last.Quorate:
 		return exitOK
 	case last != nil:
 		return exitNotQuorate
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return w.fail("no answer from corosync within --timeout %v", w.cfg.timeout)
+	case ctx.Err() != nil:
+		return exitInterrupted
+	case failed != nil:
+		return w.failed(failed)
 	default:
-		return w.fail("interrupted before corosync reported the quorum state")
+		return w.fail("corosync accepted the connection but sent no quorum state within --timeout %v "+
+			"(is it frozen or overloaded?)", w.cfg.timeout)
 	}
 }
 
 // stream prints events until ctx ends (exit 0), the stream ends in error
 // (exit 1), or, with a scenario, the scenario has played out (exit 0).
-func (w *watcher) stream(ctx context.Context, opts []quorum.Option, sc *scenario, pace time.Duration) int {
-	var subOpts []quorum.Option
+func (w *watcher) stream(ctx context.Context, opts []quorum.OpenOption, sc *scenario, pace time.Duration) int {
+	var subOpts []quorum.SubscribeOption
 	if sc != nil {
 		// The demo shows every event of the scenario: nothing is
 		// coalesced, and the scenario is far smaller than the buffer.
@@ -396,7 +446,7 @@ func (w *watcher) stream(ctx context.Context, opts []quorum.Option, sc *scenario
 // event with an error when nobody asked the stream to stop, is a failure.
 func (w *watcher) ended(last quorum.QuorumEvent, stopped bool) int {
 	if last.Kind == quorum.EventError || (last.Err != nil && !stopped) {
-		return w.fail("%v", last.Err)
+		return w.failed(last.Err)
 	}
 	return exitOK
 }

@@ -135,7 +135,7 @@ func scenarioFor(viewer uint32) []want {
 }
 
 var humanRE = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) #(\d+) (nodelist|quorum|disconnected|reconnected|error) ` +
-	`ring (\d+)\.(\d+) (quorate|inquorate|unknown) members \[([\d ]*)\] joined \[([\d ]*)\] left \[([\d ]*)\]` +
+	`ring ([0-9a-f]+)\.([0-9a-f]+) (quorate|inquorate|unknown) members \[([\d ]*)\] joined \[([\d ]*)\] left \[([\d ]*)\]` +
 	`( initial)?( coalesced \d+)?( error: .+)?$`)
 
 func parseIDs(t *testing.T, s string) []uint32 {
@@ -199,7 +199,7 @@ func TestSimHuman(t *testing.T) {
 	}
 }
 
-var jsonKeys = []string{"time", "seq", "kind", "initial", "quorate", "ring_id", "members", "joined", "left", "coalesced"}
+var jsonKeys = []string{"time", "seq", "kind", "initial", "quorate", "state", "ring_id", "members", "joined", "left", "coalesced"}
 
 // topKeys returns the keys of the JSON object in line, in order.
 func topKeys(t *testing.T, line string) []string {
@@ -278,6 +278,14 @@ func checkJSONLine(t *testing.T, line string) map[string]any {
 		if _, ok := m[k].(bool); !ok {
 			t.Errorf("%s is %T, want bool: %s", k, m[k], line)
 		}
+	}
+	// state says what quorate alone cannot: whether the state is known.
+	switch st := m["state"]; {
+	case st == "quorate" && m["quorate"] == true && (m["kind"] == "nodelist" || m["kind"] == "quorum"):
+	case st == "inquorate" && m["quorate"] == false && (m["kind"] == "nodelist" || m["kind"] == "quorum"):
+	case st == "unknown" && m["quorate"] == false:
+	default:
+		t.Errorf("state %#v with quorate %v, kind %v: %s", st, m["quorate"], m["kind"], line)
 	}
 	ring, ok := m["ring_id"].(map[string]any)
 	if !ok || len(ring) != 2 {
@@ -446,17 +454,33 @@ func TestOnce(t *testing.T) {
 		}
 	})
 	t.Run("corosync down", func(t *testing.T) {
+		// As with corosync-quorumtool: at once, saying what to check, and
+		// never waiting for the timeout (an hour here).
 		c := newSim(t)
 		if err := c.Stop(1); err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
-		code, out, errOut := runT(t, context.Background(), env{sim: c}, "--backend", "sim", "--once", "--timeout", "300ms")
-		if code != 1 || out != "" || !strings.Contains(errOut, "CS_ERR_LIBRARY") {
-			t.Errorf("exit %d, want 1 with the last error on stderr; stdout %q stderr %q", code, out, errOut)
+		code, out, errOut := runT(t, context.Background(), env{sim: c}, "--backend", "sim", "--once", "--timeout", "1h")
+		if code != 1 || out != "" || !strings.Contains(errOut, "CS_ERR_LIBRARY") || !strings.Contains(errOut, "Is corosync running") ||
+			strings.Count(errOut, "quorum: ") != 1 {
+			t.Errorf("exit %d, want 1 with the error and a hint on stderr; stdout %q stderr %q", code, out, errOut)
 		}
-		if d := time.Since(start); d < 250*time.Millisecond || d > 3*time.Second {
-			t.Errorf("gave up after %v, want about the 300ms timeout", d)
+		code, out, _ = runT(t, context.Background(), env{sim: c}, "--backend", "sim", "--once", "--json", "--timeout", "1h")
+		if code != 1 || len(lines(out)) != 1 {
+			t.Fatalf("--json: exit %d, stdout %q; want 1 and one error object", code, out)
+		}
+		if m := checkJSONLine(t, lines(out)[0]); m["kind"] != "error" || !strings.Contains(m["error"].(string), "CS_ERR_LIBRARY") {
+			t.Errorf("--json error object %v", m)
+		}
+	})
+	t.Run("corosync starting", func(t *testing.T) {
+		// TRY_AGAIN is waited out.
+		c := newSim(t)
+		if err := c.FailConnects(1, 3, quorum.ErrTryAgain); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errOut := runT(t, context.Background(), env{sim: c}, "--backend", "sim", "--once"); code != 0 {
+			t.Errorf("exit %d, want 0; stderr %q", code, errOut)
 		}
 	})
 	t.Run("corosync hangs", func(t *testing.T) {
@@ -471,11 +495,12 @@ func TestOnce(t *testing.T) {
 		}
 	})
 	t.Run("interrupted", func(t *testing.T) {
+		// Ctrl-C before the state: neither quorate nor not, and quiet.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		code, _, errOut := runT(t, ctx, env{sim: newSim(t)}, "--backend", "sim", "--once")
-		if code != 1 || errOut == "" {
-			t.Errorf("exit %d, want 1 (no answer) with a message; stderr %q", code, errOut)
+		code, out, errOut := runT(t, ctx, env{sim: newSim(t)}, "--backend", "sim", "--once")
+		if code != 130 || out != "" || errOut != "" {
+			t.Errorf("exit %d, stdout %q, stderr %q; want 130 and nothing printed", code, out, errOut)
 		}
 	})
 }
@@ -611,7 +636,9 @@ func TestFormat(t *testing.T) {
 	ev := quorum.QuorumEvent{Time: ts, Seq: 7, Kind: quorum.EventQuorum, Quorate: false,
 		RingID: quorum.RingID{NodeID: 2, Seq: 40}, Members: []uint32{2, 3}, Left: []uint32{1},
 		Initial: true, Coalesced: 3, Err: errors.New("two\nlines")}
-	wantLine := "2026-11-25T09:00:00.123Z #7 quorum ring 2.40 inquorate members [2 3] joined [] left [1] initial coalesced 3 error: two; lines"
+	// The ring id in hex, as corosync prints it; an event with an error
+	// carries no known state.
+	wantLine := "2026-11-25T09:00:00.123Z #7 quorum ring 2.28 unknown members [2 3] joined [] left [1] initial coalesced 3 error: two; lines"
 	if got := humanLine(ev); got != wantLine {
 		t.Errorf("humanLine:\n got %q\nwant %q", got, wantLine)
 	}
@@ -619,7 +646,7 @@ func TestFormat(t *testing.T) {
 	if err := appendJSON(&buf, ev); err != nil {
 		t.Fatal(err)
 	}
-	wantJSON := `{"time":"2026-11-25T09:00:00.123456789Z","seq":7,"kind":"quorum","initial":true,"quorate":false,` +
+	wantJSON := `{"time":"2026-11-25T09:00:00.123456789Z","seq":7,"kind":"quorum","initial":true,"quorate":false,"state":"unknown",` +
 		`"ring_id":{"node_id":2,"seq":40},"members":[2,3],"joined":[],"left":[1],"coalesced":3,"error":"two\nlines"}` + "\n"
 	if buf.String() != wantJSON {
 		t.Errorf("JSON:\n got %s\nwant %s", buf.String(), wantJSON)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -41,15 +42,15 @@ func (p *printer) print(ev quorum.QuorumEvent) error {
 
 // humanLine formats ev as
 //
-//	2026-11-25T10:00:00.123Z #3 nodelist ring 1.17 quorate members [1 2 3 4] joined [] left [5]
+//	2026-11-25T10:00:00.123Z #3 nodelist ring 1.2c quorate members [1 2 3 4] joined [] left [5]
 //
-// followed by " initial", " coalesced N" and " error: ..." when they apply.
+// (the ring id in hex, as corosync logs it) followed by " initial", " coalesced N" and " error: ..." when they apply.
 // The state word is "quorate" or "inquorate" on nodelist and quorum events,
 // and "unknown" on connection events, where the engine cannot know it.
 func humanLine(ev quorum.QuorumEvent) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s #%d %s ring %d.%d %s members %s joined %s left %s",
-		ev.Time.UTC().Format(humanTime), ev.Seq, ev.Kind, ev.RingID.NodeID, ev.RingID.Seq,
+	fmt.Fprintf(&b, "%s #%d %s ring %s %s members %s joined %s left %s",
+		ev.Time.UTC().Format(humanTime), ev.Seq, ev.Kind, ev.RingID,
 		stateWord(ev), ids(ev.Members), ids(ev.Joined), ids(ev.Left))
 	if ev.Initial {
 		b.WriteString(" initial")
@@ -66,7 +67,7 @@ func humanLine(ev quorum.QuorumEvent) string {
 
 func stateWord(ev quorum.QuorumEvent) string {
 	switch {
-	case ev.Kind != quorum.EventNodeList && ev.Kind != quorum.EventQuorum:
+	case !ev.Known():
 		return "unknown"
 	case ev.Quorate:
 		return "quorate"
@@ -100,6 +101,7 @@ type jsonEvent struct {
 	Kind      string     `json:"kind"`
 	Initial   bool       `json:"initial"`
 	Quorate   bool       `json:"quorate"`
+	State     string     `json:"state"`
 	RingID    jsonRingID `json:"ring_id"`
 	Members   []uint32   `json:"members"`
 	Joined    []uint32   `json:"joined"`
@@ -120,6 +122,7 @@ func toJSON(ev quorum.QuorumEvent) jsonEvent {
 		Kind:      ev.Kind.String(),
 		Initial:   ev.Initial,
 		Quorate:   ev.Quorate,
+		State:     stateWord(ev),
 		RingID:    jsonRingID{NodeID: ev.RingID.NodeID, Seq: ev.RingID.Seq},
 		Members:   nonNil(ev.Members),
 		Joined:    nonNil(ev.Joined),
@@ -138,6 +141,13 @@ func nonNil(s []uint32) []uint32 {
 		return []uint32{}
 	}
 	return s
+}
+
+// printError writes an error that ends quorumwatch outside the stream (it
+// could not connect, say) in the stream's form: with --json an event of kind
+// "error", with seq 0 since it was not delivered by a subscription.
+func (p *printer) printError(t time.Time, msg string) error {
+	return p.print(quorum.QuorumEvent{Time: t, Kind: quorum.EventError, Err: errors.New(msg)})
 }
 
 // appendJSON writes ev as one JSON line (the encoder ends it with \n).

@@ -59,8 +59,8 @@ func newScenario(c *quorum.SimCluster, viewer uint32, log io.Writer) *scenario {
 		{say: fmt.Sprintf("corosync on node %d starts again", n[5]), do: func() error { return c.Start(n[5]) }},
 		{say: fmt.Sprintf("corosync on node %d restarts before the others notice: it leaves and joins in one ring", n[2]),
 			do: func() error { return c.Restart(n[2]) }},
-		{say: fmt.Sprintf("corosync on node %d restarts: the connection drops and is made again", n[1]),
-			do: func() error { return c.Disconnect(n[1]) }, reconnects: true},
+		{say: fmt.Sprintf("corosync on node %d restarts: the connection drops and is made again, on a new ring", n[1]),
+			do: func() error { return c.Restart(n[1]) }, reconnects: true},
 	}
 	return s
 }

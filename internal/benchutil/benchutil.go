@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package benchutil is what the getquorate round-trip benchmarks of every
 // backend share, so that their figures, printed side by side by
 // bench/quorate.sh, are measured the same way.

@@ -10,6 +10,8 @@ import "C"
 import (
 	"runtime/cgo"
 	"unsafe"
+
+	"github.com/corosync-go/quorum/internal/model"
 )
 
 // maxEntries bounds the lists of one notification: they must fit in
@@ -55,11 +57,10 @@ func goQuorumNotify(ctx C.uintptr_t, quorate C.uint32_t, ringNode C.uint32_t,
 		return
 	}
 	c.batch = append(c.batch, Notification{
-		Kind:     KindQuorum,
-		Quorate:  quorate != 0,
-		RingNode: uint32(ringNode),
-		RingSeq:  uint64(ringSeq),
-		Members:  copyList(n, members),
+		Kind:    KindQuorum,
+		Quorate: quorate != 0,
+		Ring:    model.RingID{NodeID: uint32(ringNode), Seq: uint64(ringSeq)},
+		Members: copyList(n, members),
 	})
 }
 
@@ -76,12 +77,11 @@ func goNodelistNotify(ctx C.uintptr_t, ringNode C.uint32_t, ringSeq C.uint64_t,
 		return
 	}
 	c.batch = append(c.batch, Notification{
-		Kind:     KindNodeList,
-		RingNode: uint32(ringNode),
-		RingSeq:  uint64(ringSeq),
-		Members:  copyList(nm, members),
-		Joined:   copyList(nj, joined),
-		Left:     copyList(nl, left),
+		Kind:    KindNodeList,
+		Ring:    model.RingID{NodeID: uint32(ringNode), Seq: uint64(ringSeq)},
+		Members: copyList(nm, members),
+		Joined:  copyList(nj, joined),
+		Left:    copyList(nl, left),
 	})
 }
 
@@ -96,5 +96,5 @@ func goV0Notify(ctx C.uintptr_t, quorate C.uint32_t, ringSeq C.uint64_t,
 		c.badCount = uint64(n)
 		return
 	}
-	c.batch = c.v0.translate(c.batch, quorate != 0, uint64(ringSeq), copyList(n, members))
+	c.batch = c.v0.Translate(c.batch, quorate != 0, uint64(ringSeq), copyList(n, members))
 }

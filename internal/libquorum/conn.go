@@ -14,12 +14,25 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corosync-go/quorum/internal/cs"
+	"github.com/corosync-go/quorum/internal/model"
 )
 
 // corosync's CS_TRACK_CURRENT and CS_TRACK_CHANGES.
 const (
 	trackCurrentFlag = 0x01
 	trackChangesFlag = 0x02
+)
+
+// The quorum models a Conn can speak.
+const (
+	// ModelV0 is quorum_initialize's model, the only one of corosync 2.4
+	// and 3.0: one callback with the quorate flag, the ring's sequence
+	// number and the members.
+	ModelV0 = 0
+	// ModelV1 is quorum_model_initialize's QUORUM_MODEL_V1 (corosync 3.1
+	// and later): a nodelist callback with the joined and left lists, and a
+	// quorum callback, both with the full ring id.
+	ModelV1 = 1
 )
 
 // Operation names, as they appear in errors.
@@ -32,42 +45,20 @@ const (
 	opFinalize   = "quorum_finalize"
 )
 
-// Kind says which model V1 callback produced a Notification, or stands for
-// it when the Conn speaks model V0 (see Conn.Model).
-type Kind int
-
-const (
-	// KindNodeList is the model V1 nodelist callback.
-	KindNodeList Kind = iota + 1
-	// KindQuorum is the model V1 quorum callback.
-	KindQuorum
+// The notification is model's, which both real backends share: a model V1
+// callback, or one of those a model V0 callback is translated into (see
+// Conn.Model). Its slices are copies owned by the receiver; Members is never
+// nil, and Joined and Left of a nodelist notification are never nil with
+// model V1 and always nil with model V0, which has no such lists.
+type (
+	Kind         = model.Kind
+	Notification = model.Notification
 )
 
-func (k Kind) String() string {
-	switch k {
-	case KindNodeList:
-		return "nodelist"
-	case KindQuorum:
-		return "quorum"
-	}
-	return fmt.Sprintf("Kind(%d)", int(k))
-}
-
-// Notification is one model V1 callback from quorum_dispatch, or one of
-// those a model V0 callback is translated into (see Conn.Model). Its slices
-// are copies owned by the receiver. Members is never nil. Quorate is
-// meaningful for KindQuorum only; Joined and Left for KindNodeList only,
-// where they are never nil with model V1 and always nil with model V0,
-// which has no such lists.
-type Notification struct {
-	Kind     Kind
-	Quorate  bool
-	RingNode uint32
-	RingSeq  uint64
-	Members  []uint32
-	Joined   []uint32
-	Left     []uint32
-}
+const (
+	KindNodeList = model.KindNodeList
+	KindQuorum   = model.KindQuorum
+)
 
 // Conn is one libquorum handle, speaking model V1 where libquorum has it
 // (corosync 3.1 and later) and model V0 otherwise (see Model).
@@ -103,7 +94,7 @@ type Conn struct {
 	badCount uint64
 
 	// v0 turns model V0 callbacks into model V1 notifications.
-	v0 v0Translator
+	v0 model.V0
 }
 
 // forceV0 makes Dial use model V0 even when libquorum has model V1. Tests
@@ -328,12 +319,12 @@ func (c *Conn) Quorate(ctx context.Context) (bool, error) {
 func (c *Conn) TrackStart(ctx context.Context, flags uint32) error {
 	snapshot := c.model == ModelV0 && flags&(trackCurrentFlag|trackChangesFlag) != 0
 	if snapshot {
-		c.v0.expectSnapshot()
+		c.v0.ExpectSnapshot()
 	}
 	return c.request(ctx, opTrackStart, func(h cHandle) int32 {
 		rc := cTrackStart(h, flags)
 		if snapshot && cs.Code(rc) != cs.OK && cs.Code(rc) != cs.ErrExist {
-			c.v0.noSnapshot()
+			c.v0.NoSnapshot()
 		}
 		return rc
 	})
@@ -470,7 +461,7 @@ func ctxError(op string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		code = cs.ErrTimeout
 	}
-	return &cs.Error{Op: op, Code: code, Err: err}
+	return &cs.Error{Op: op, Code: code, Err: fmt.Errorf("waiting for corosync's answer: %w", err)}
 }
 
 // netnsRef is the network namespace of the thread that called Dial, so that

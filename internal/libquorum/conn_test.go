@@ -59,8 +59,8 @@ func checkSnapshot(t *testing.T, model int, got []Notification) {
 	if !q.Quorate || !slices.Equal(q.Members, []uint32{1}) {
 		t.Errorf("quorum %+v: want quorate with members [1]", q)
 	}
-	if nl.RingNode != 1 || nl.RingNode != q.RingNode || nl.RingSeq != q.RingSeq || nl.RingSeq == 0 {
-		t.Errorf("ring ids %d.%d and %d.%d: want the same, node 1", nl.RingNode, nl.RingSeq, q.RingNode, q.RingSeq)
+	if nl.Ring.NodeID != 1 || nl.Ring.NodeID != q.Ring.NodeID || nl.Ring.Seq != q.Ring.Seq || nl.Ring.Seq == 0 {
+		t.Errorf("ring ids %d.%d and %d.%d: want the same, node 1", nl.Ring.NodeID, nl.Ring.Seq, q.Ring.NodeID, q.Ring.Seq)
 	}
 }
 
@@ -414,7 +414,7 @@ func TestMembershipChanges(t *testing.T) {
 		got := waitChanges(t, c, len(ws), 30*time.Second, lastMembers)
 		for i, w := range ws {
 			g := got[i]
-			ok := g.Kind == w.kind && slices.Equal(g.Members, w.members) && g.RingNode == 1 && g.RingSeq > lastSeq
+			ok := g.Kind == w.kind && slices.Equal(g.Members, w.members) && g.Ring.NodeID == 1 && g.Ring.Seq > lastSeq
 			switch {
 			case w.kind == KindNodeList && c.Model() == ModelV0:
 				ok = ok && g.Joined == nil && g.Left == nil
@@ -428,10 +428,10 @@ func TestMembershipChanges(t *testing.T) {
 			}
 			t.Logf("%s: %s", step, formatNotification(g))
 		}
-		if got[0].RingSeq != got[1].RingSeq {
+		if got[0].Ring.Seq != got[1].Ring.Seq {
 			t.Errorf("%s: nodelist and quorum carry different rings", step)
 		}
-		lastSeq, lastMembers = got[0].RingSeq, got[0].Members
+		lastSeq, lastMembers = got[0].Ring.Seq, got[0].Members
 	}
 	none := []uint32{}
 	expect("snapshot",

@@ -101,9 +101,9 @@ func waitChanges(t *testing.T, c *Conn, want int, timeout time.Duration, prev []
 		switch {
 		case n.Kind == KindNodeList && testcluster.Reformed(prev, n.Members, n.Joined, n.Left):
 			t.Logf("dropped a ring re-formed with the same members: %s", formatNotification(n))
-			reformed = &n.RingSeq
+			reformed = &n.Ring.Seq
 			return false
-		case n.Kind == KindQuorum && reformed != nil && n.RingSeq == *reformed:
+		case n.Kind == KindQuorum && reformed != nil && n.Ring.Seq == *reformed:
 			return false
 		}
 		return true
@@ -137,9 +137,9 @@ func formatNotification(n Notification) string {
 	if n.Kind == KindNodeList {
 		if n.Joined == nil && n.Left == nil {
 			// Model V0: no lists at all, as opposed to empty ones.
-			return fmt.Sprintf("nodelist ring %d.%d members %v joined nil left nil", n.RingNode, n.RingSeq, n.Members)
+			return fmt.Sprintf("nodelist ring %d.%d members %v joined nil left nil", n.Ring.NodeID, n.Ring.Seq, n.Members)
 		}
-		return fmt.Sprintf("nodelist ring %d.%d members %v joined %v left %v", n.RingNode, n.RingSeq, n.Members, n.Joined, n.Left)
+		return fmt.Sprintf("nodelist ring %d.%d members %v joined %v left %v", n.Ring.NodeID, n.Ring.Seq, n.Members, n.Joined, n.Left)
 	}
-	return fmt.Sprintf("quorum ring %d.%d quorate %v members %v", n.RingNode, n.RingSeq, n.Quorate, n.Members)
+	return fmt.Sprintf("quorum ring %d.%d quorate %v members %v", n.Ring.NodeID, n.Ring.Seq, n.Quorate, n.Members)
 }

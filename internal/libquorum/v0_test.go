@@ -38,69 +38,6 @@ func checkModel(t *testing.T, c *Conn) {
 	t.Logf("model V%d (libquorum has model V1: %v)", c.Model(), HasModelV1())
 }
 
-func TestV0Translator(t *testing.T) {
-	type v0 struct {
-		quorate bool
-		seq     uint64
-		members []uint32
-	}
-	const nl, q = KindNodeList, KindQuorum
-	steps := []struct {
-		name      string
-		snapshots int // TrackStart calls before this notification
-		in        v0
-		kinds     []Kind
-		node      uint32
-	}{
-		{"snapshot", 1, v0{true, 8, []uint32{3, 1, 2}}, []Kind{nl, q}, 1},
-		{"new ring", 0, v0{true, 12, []uint32{3, 2}}, []Kind{nl, q}, 2},
-		{"same ring: quorum only", 0, v0{false, 12, []uint32{3, 2}}, []Kind{q}, 2},
-		{"second trackstart: a snapshot on the same ring", 1, v0{false, 12, []uint32{3, 2}}, []Kind{nl, q}, 2},
-		{"two snapshots queued", 2, v0{false, 12, []uint32{2, 3}}, []Kind{nl, q}, 2},
-		{"the second of them", 0, v0{false, 12, []uint32{2, 3}}, []Kind{nl, q}, 2},
-		{"then quorum only again", 0, v0{true, 12, []uint32{2, 3}}, []Kind{q}, 2},
-		{"a ring re-formed with the same members", 0, v0{true, 16, []uint32{2, 3}}, []Kind{nl, q}, 2},
-		{"no members", 0, v0{false, 20, []uint32{}}, []Kind{nl, q}, 0},
-	}
-	var tr v0Translator
-	for _, s := range steps {
-		for i := 0; i < s.snapshots; i++ {
-			tr.expectSnapshot()
-		}
-		in := slices.Clone(s.in.members)
-		got := tr.translate(nil, s.in.quorate, s.in.seq, in)
-		var kinds []Kind
-		for _, n := range got {
-			kinds = append(kinds, n.Kind)
-			if n.RingSeq != s.in.seq || n.RingNode != s.node || !slices.Equal(n.Members, s.in.members) ||
-				n.Joined != nil || n.Left != nil || n.Members == nil {
-				t.Errorf("%s: %s; want ring %d.%d, members %v, nil joined and left", s.name,
-					formatNotification(n), s.node, s.in.seq, s.in.members)
-			}
-			if n.Kind == KindQuorum && n.Quorate != s.in.quorate {
-				t.Errorf("%s: quorate %v, want %v", s.name, n.Quorate, s.in.quorate)
-			}
-		}
-		if !slices.Equal(kinds, s.kinds) {
-			t.Errorf("%s: kinds %v, want %v", s.name, kinds, s.kinds)
-		}
-		if len(got) == 2 && len(got[0].Members) > 0 && &got[0].Members[0] == &got[1].Members[0] {
-			t.Errorf("%s: the nodelist and quorum notifications share their member list", s.name)
-		}
-	}
-
-	// A trackstart that failed takes its snapshot back.
-	tr.expectSnapshot()
-	tr.noSnapshot()
-	if got := tr.translate(nil, true, 20, []uint32{2}); len(got) != 1 || got[0].Kind != KindQuorum {
-		t.Errorf("after a failed trackstart: %v; want a quorum notification alone", got)
-	}
-	tr.noSnapshot() // none left: stays at zero
-	if n := tr.snapshots.Load(); n != 0 {
-		t.Errorf("snapshots = %d after taking back more than were expected", n)
-	}
-}
-
 // TestV0Translation forces model V0 on a real 3-node cluster and checks
 // that it gives the notifications model V1 gives for the same changes: a
 // snapshot pair, a pair for each new ring, and a quorum notification alone
@@ -132,12 +69,12 @@ func TestV0Translation(t *testing.T) {
 		got := waitChanges(t, c, len(ws), 30*time.Second, lastMembers)
 		for i, w := range ws {
 			g := got[i]
-			ok := g.Kind == w.kind && slices.Equal(g.Members, w.members) && g.RingNode == 1 &&
-				g.Joined == nil && g.Left == nil && g.RingSeq == got[0].RingSeq
+			ok := g.Kind == w.kind && slices.Equal(g.Members, w.members) && g.Ring.NodeID == 1 &&
+				g.Joined == nil && g.Left == nil && g.Ring.Seq == got[0].Ring.Seq
 			if sameRing {
-				ok = ok && g.RingSeq == lastSeq
+				ok = ok && g.Ring.Seq == lastSeq
 			} else {
-				ok = ok && g.RingSeq > lastSeq
+				ok = ok && g.Ring.Seq > lastSeq
 			}
 			if w.kind == KindQuorum {
 				ok = ok && g.Quorate == w.quorate
@@ -148,12 +85,12 @@ func TestV0Translation(t *testing.T) {
 			}
 			t.Logf("%s: %s", step, formatNotification(g))
 		}
-		lastSeq, lastMembers = got[0].RingSeq, got[0].Members
+		lastSeq, lastMembers = got[0].Ring.Seq, got[0].Members
 		// Nothing more: a quorum-only change must not bring a nodelist.
 		more := drainFor(t, c, 500*time.Millisecond)
 		for _, m := range more {
 			if !(m.Kind == KindNodeList && testcluster.Reformed(lastMembers, m.Members, m.Joined, m.Left)) &&
-				!(m.Kind == KindQuorum && slices.Equal(m.Members, lastMembers) && m.RingSeq > lastSeq) {
+				!(m.Kind == KindQuorum && slices.Equal(m.Members, lastMembers) && m.Ring.Seq > lastSeq) {
 				t.Fatalf("%s: then %s", step, formatNotification(m))
 			}
 			t.Logf("%s: then a re-formed ring: %s", step, formatNotification(m))

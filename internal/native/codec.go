@@ -12,6 +12,7 @@ import (
 	"fmt"
 
 	"github.com/corosync-go/quorum/internal/cs"
+	"github.com/corosync-go/quorum/internal/model"
 	"github.com/corosync-go/quorum/internal/qbipc"
 )
 
@@ -37,47 +38,17 @@ const (
 	modelV1         = 1
 )
 
-// Kind says which callback a Notification stands for. The values match the
-// root package's EventNodeList and EventQuorum.
-type Kind uint8
-
-const (
-	KindNodeList Kind = 1
-	KindQuorum   Kind = 2
-	// KindV0 is a model V0 notification as decoded: quorate, the ring's
-	// sequence number (its node id is 0: V0 has none) and the members.
-	// Conn.Dispatch translates it into KindNodeList and KindQuorum.
-	KindV0 Kind = 3
+// The decoded notification is model's, which both real backends share.
+type (
+	Kind         = model.Kind
+	RingID       = model.RingID
+	Notification = model.Notification
 )
 
-func (k Kind) String() string {
-	switch k {
-	case KindNodeList:
-		return "nodelist"
-	case KindQuorum:
-		return "quorum"
-	case KindV0:
-		return "v0"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
-
-// RingID is corosync's ring id: the lowest node id of the membership and a
-// sequence number that grows with every change.
-type RingID struct {
-	NodeID uint32
-	Seq    uint64
-}
-
-// Notification is one decoded callback. Quorate is set on quorum
-// notifications; Joined and Left only on V1 nodelist notifications (nil
-// when translated from V0). The slices are freshly allocated.
-type Notification struct {
-	Kind                  Kind
-	Quorate               bool
-	Ring                  RingID
-	Members, Joined, Left []uint32
-}
+const (
+	KindNodeList = model.KindNodeList
+	KindQuorum   = model.KindQuorum
+)
 
 var errMalformed = errors.New("malformed quorum message")
 
@@ -173,53 +144,55 @@ func need(b []byte, n int, what string) error {
 	return nil
 }
 
-// DecodeNotification decodes an event: a V1 quorum or nodelist notification,
-// or a V0 notification as KindV0. An unknown id is an error, as in libquorum.
-func DecodeNotification(b []byte) (Notification, error) {
+// DecodeNotification decodes an event: a V1 quorum or nodelist
+// notification, or (v0 set) a V0 notification as a quorum notification whose
+// ring carries no node id, for model.V0 to translate. An unknown id is an
+// error, as in libquorum.
+func DecodeNotification(b []byte) (n Notification, v0 bool, err error) {
 	h, err := qbipc.ParseResponseHeader(b)
 	if err != nil {
-		return Notification{}, err
+		return n, false, err
 	}
 	switch h.ID {
 	case ResV1Quorum:
 		// quorate i32 @24, ring_id {nodeid u32 @32, seq u64 @40},
 		// view_list_entries u32 @48, view_list @52.
 		if err := need(b, 52, "quorum notification"); err != nil {
-			return Notification{}, err
+			return n, false, err
 		}
 		m, err := uint32s(b, 52, le.Uint32(b[48:]))
 		if err != nil {
-			return Notification{}, err
+			return n, false, err
 		}
 		return Notification{Kind: KindQuorum, Quorate: le.Uint32(b[24:]) != 0,
-			Ring: RingID{NodeID: le.Uint32(b[32:]), Seq: le.Uint64(b[40:])}, Members: m}, nil
+			Ring: RingID{NodeID: le.Uint32(b[32:]), Seq: le.Uint64(b[40:])}, Members: m}, false, nil
 	case ResV1NodeList:
 		// ring_id {nodeid @24, seq @32}, member_entries @40,
 		// joined_entries @48, left_entries @56, arrays from @60.
 		if err := need(b, 60, "nodelist notification"); err != nil {
-			return Notification{}, err
+			return n, false, err
 		}
 		nm, nj, nl := le.Uint32(b[40:]), le.Uint32(b[48:]), le.Uint32(b[56:])
 		total := uint64(nm) + uint64(nj) + uint64(nl)
 		if 60+4*total > uint64(len(b)) {
-			return Notification{}, fmt.Errorf("%w: nodelist notification of %d bytes claims %d+%d+%d entries", errMalformed, len(b), nm, nj, nl)
+			return n, false, fmt.Errorf("%w: nodelist notification of %d bytes claims %d+%d+%d entries", errMalformed, len(b), nm, nj, nl)
 		}
 		m, _ := uint32s(b, 60, nm)
 		j, _ := uint32s(b, 60+4*int(nm), nj)
 		l, _ := uint32s(b, 60+4*int(nm+nj), nl)
 		return Notification{Kind: KindNodeList, Ring: RingID{NodeID: le.Uint32(b[24:]), Seq: le.Uint64(b[32:])},
-			Members: m, Joined: j, Left: l}, nil
+			Members: m, Joined: j, Left: l}, false, nil
 	case ResNotification:
 		// quorate i32 @24, ring_seq u64 @32, view_list_entries @40,
 		// view_list @44.
 		if err := need(b, 44, "v0 notification"); err != nil {
-			return Notification{}, err
+			return n, false, err
 		}
 		m, err := uint32s(b, 44, le.Uint32(b[40:]))
 		if err != nil {
-			return Notification{}, err
+			return n, false, err
 		}
-		return Notification{Kind: KindV0, Quorate: le.Uint32(b[24:]) != 0, Ring: RingID{Seq: le.Uint64(b[32:])}, Members: m}, nil
+		return Notification{Kind: KindQuorum, Quorate: le.Uint32(b[24:]) != 0, Ring: RingID{Seq: le.Uint64(b[32:])}, Members: m}, true, nil
 	}
-	return Notification{}, fmt.Errorf("%w: unknown event id %d", errMalformed, h.ID)
+	return n, false, fmt.Errorf("%w: unknown event id %d", errMalformed, h.ID)
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/corosync-go/quorum/internal/cs"
 	"github.com/corosync-go/quorum/internal/model"
@@ -26,7 +25,8 @@ type Conn struct {
 	family     Family
 	model      int
 	quorumType uint32
-	v0         model.V0 // with model V0: turns notifications into V1's
+	v0         model.V0             // with model V0: turns notifications into V1's
+	batch      []model.Notification // Dispatch's: what one V0 notification became
 }
 
 // Endpoints are the services Dial talks to: corosync's own by default, a
@@ -132,10 +132,16 @@ func (c *Conn) Quorate(ctx context.Context) (bool, error) {
 // CHANGES, corosync queues the snapshot before it answers, also when it
 // answers CS_ERR_EXIST to a second call.
 func (c *Conn) TrackStart(ctx context.Context, flags uint32) error {
-	if c.model == 0 && flags&(trackCurrent|trackChanges) != 0 {
-		c.v0.Snapshot()
+	snapshot := c.model == 0 && flags&(trackCurrent|trackChanges) != 0
+	if snapshot {
+		c.v0.ExpectSnapshot()
 	}
-	return c.bareCall(ctx, "quorum_trackstart", EncodeTrackStart(flags), ResTrackStart)
+	err := c.bareCall(ctx, "quorum_trackstart", EncodeTrackStart(flags), ResTrackStart)
+	var ce *cs.Error
+	if snapshot && err != nil && !(errors.As(err, &ce) && ce.Code == cs.ErrExist) {
+		c.v0.NoSnapshot()
+	}
+	return err
 }
 
 // CS_TRACK_CURRENT and CS_TRACK_CHANGES: either queues a snapshot.
@@ -166,19 +172,19 @@ func (c *Conn) Dispatch(fn func(Notification)) error {
 		if !ok {
 			return nil
 		}
-		n, err := DecodeNotification(msg)
+		n, v0, err := DecodeNotification(msg)
 		if err != nil {
 			return &cs.Error{Op: op, Code: cs.ErrLibrary, Err: err}
 		}
-		if n.Kind == KindV0 {
-			var nodelist bool
-			n.Ring.NodeID, nodelist = c.v0.Translate(n.Ring.Seq, n.Members)
-			if nodelist {
-				fn(Notification{Kind: KindNodeList, Ring: n.Ring, Members: slices.Clone(n.Members)})
-			}
-			n.Kind = KindQuorum
+		if !v0 {
+			fn(n)
+			continue
 		}
-		fn(n)
+		c.batch = c.v0.Translate(c.batch[:0], n.Quorate, n.Ring.Seq, n.Members)
+		for _, t := range c.batch {
+			fn(t)
+		}
+		clear(c.batch)
 	}
 }
 

@@ -307,14 +307,14 @@ func TestFakeV0Translation(t *testing.T) {
 			next.quorate = false // expected votes raised: same ring, inquorate
 			send()
 			got := dispatchAll(t, c, 1)
-			if len(got) != 1 || got[0].Kind != KindQuorum || got[0].Quorate || got[0].Ring != (RingID{1, 8}) {
+			if len(got) != 1 || got[0].Kind != KindQuorum || got[0].Quorate || got[0].Ring != (RingID{NodeID: 1, Seq: 8}) {
 				t.Fatalf("quorum change on the same ring: %+v", got)
 			}
 			next.members, next.ringSeq, next.quorate = []uint32{2, 3}, 12, true
 			send()
 			got = dispatchAll(t, c, 2)
 			if len(got) != 2 || got[0].Kind != KindNodeList || got[1].Kind != KindQuorum ||
-				got[0].Ring != (RingID{2, 12}) || !slices.Equal(got[0].Members, []uint32{2, 3}) {
+				got[0].Ring != (RingID{NodeID: 2, Seq: 12}) || !slices.Equal(got[0].Members, []uint32{2, 3}) {
 				t.Fatalf("new ring: %+v", got)
 			}
 		})

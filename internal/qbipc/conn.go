@@ -184,7 +184,7 @@ func (c *Conn) Request(ctx context.Context, msg []byte, match func(ResponseHeade
 		return pc.resp, pc.err
 	case <-ctx.Done():
 		c.pending = pc
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("waiting for the server's response: %w", ctx.Err())
 	}
 }
 

@@ -66,7 +66,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	raw, peer, err := handshake(ctx, fd, cfg.Service, maxMsg)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return nil, err
+			return nil, fmt.Errorf("waiting for %q to answer the connection handshake: %w", cfg.Service, err)
 		}
 		return nil, dialErr(op, err)
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package testcluster runs a real N-node corosync cluster for tests, each
 // node in a network namespace of its own, joined by a bridge that lives in one
 // more namespace. Nothing is configured in the caller's network namespace.

@@ -1,0 +1,353 @@
+package quorum
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// session is what the pump keeps of one connection: made when the
+// connection is up and tracking, dropped when it is lost. The pump writes it
+// with the Client's mu held; Subscribe, Quorate and State read it there.
+type session struct {
+	conn   Conn
+	snap   snapState   // how far trackstart's snapshot has come
+	resync bool        // the snapshot follows a loss: a view was known before it
+	held   QuorumEvent // the snapshot's nodelist event, while snap is snapQuorum
+}
+
+// snapState follows the snapshot that trackstart queues on a connection:
+// first a nodelist, then a quorum notification.
+type snapState uint8
+
+const (
+	snapNodelist snapState = iota // awaiting the snapshot's nodelist
+	snapQuorum                    // awaiting the snapshot's quorum notification
+	snapDone                      // the view is corosync's current state
+)
+
+func newSession(conn Conn, resync bool) *session {
+	return &session{conn: conn, resync: resync}
+}
+
+// run is the pump: the one goroutine that waits on the connection, reads
+// it, reconnects, feeds every subscriber and closes every channel. conn is
+// the connection made on the caller's goroutine, or nil when corosync could
+// not be reached there.
+func (c *Client) run(conn Conn) {
+	defer c.exit()
+	for {
+		if conn == nil {
+			if conn = c.reconnect(); conn == nil {
+				return
+			}
+		}
+		err := c.serve(conn)
+		c.mu.Lock()
+		c.sess = nil // before Close, so that a request it cuts off knows why
+		if c.life == running {
+			c.loseLocked(err)
+		}
+		stop := c.life != running
+		c.mu.Unlock()
+		_ = c.poll.setConn(-1)
+		conn.Close()
+		if stop {
+			return
+		}
+		conn = nil
+	}
+}
+
+// serve dispatches conn until it fails (returning why) or the Client stops
+// running (returning nil).
+func (c *Client) serve(conn Conn) error {
+	notify := c.notify // one method value, not one per dispatch
+	for {
+		r, err := c.poll.wait(time.Time{})
+		if err != nil {
+			return err
+		}
+		c.mu.Lock() // once per wake-up: the state check, the dispatch, the closing
+		if c.life != running {
+			c.mu.Unlock()
+			return nil
+		}
+		if r.conn {
+			err = conn.Dispatch(notify)
+			c.flush()
+		}
+		c.closeEndedLocked()
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// reconnect tries, after a backoff each time, until it has a tracking
+// connection (returned) or the Client stops running (nil).
+func (c *Client) reconnect() Conn {
+	for attempt := 0; ; {
+		if !c.sleep(c.backoff(attempt)) {
+			return nil
+		}
+		conn, err, interrupted := c.tryConnect()
+		c.mu.Lock()
+		switch {
+		case c.life != running:
+			c.mu.Unlock()
+			if conn != nil {
+				_ = c.poll.setConn(-1)
+				conn.Close()
+			}
+			return nil
+		case interrupted:
+			// A subscription ended: close its channel, then try again
+			// (after the shortest backoff).
+			c.closeEndedLocked()
+			c.mu.Unlock()
+			attempt = 0
+			continue
+		case err == nil:
+			c.sess = newSession(conn, !c.view.time.IsZero())
+			if c.down != nil {
+				c.broadcast(c.unknownEvent(EventReconnected, nil))
+				c.down = nil
+			}
+			c.mu.Unlock()
+			return conn
+		case !retryable(err):
+			c.failLocked(err, EventError)
+			c.mu.Unlock()
+			return nil
+		}
+		c.downLocked(err)
+		c.mu.Unlock()
+		attempt++
+	}
+}
+
+// tryConnect makes one connection attempt under a context that Close, and
+// the end of a subscription, can cut short (then interrupted is set).
+func (c *Client) tryConnect() (conn Conn, err error, interrupted bool) {
+	ctx, cancel := context.WithCancel(c.stopCtx)
+	defer cancel()
+	c.mu.Lock()
+	c.attempt = cancel
+	c.mu.Unlock()
+	conn, err = c.connect(ctx)
+	c.mu.Lock()
+	c.attempt = nil
+	c.mu.Unlock()
+	if err == nil {
+		if err = c.poll.setConn(conn.Fd()); err != nil {
+			conn.Close()
+			conn = nil
+		}
+	}
+	return conn, err, err != nil && ctx.Err() != nil && c.stopCtx.Err() == nil
+}
+
+// sleep waits for d on the poller, closing the channels of subscriptions
+// that end meanwhile. It returns false when the Client stops running.
+func (c *Client) sleep(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		r, err := c.poll.wait(deadline)
+		c.mu.Lock()
+		if err != nil && c.life == running {
+			c.failLocked(err, EventError)
+		}
+		ok := c.life == running
+		c.closeEndedLocked()
+		c.mu.Unlock()
+		if !ok {
+			return false
+		}
+		if r.timedOut {
+			return true
+		}
+	}
+}
+
+// connect opens a connection and starts tracking on it; the snapshot is
+// then queued on it.
+func (c *Client) connect(ctx context.Context) (Conn, error) {
+	conn, err := c.set.backend.Connect(ctx, ConnectParams{TrustedUIDs: c.set.trustedUIDs})
+	if err != nil {
+		return nil, fromInternal(err)
+	}
+	if err := conn.TrackStart(ctx, TrackCurrent|TrackChanges); err != nil {
+		conn.Close()
+		return nil, fromInternal(err)
+	}
+	return conn, nil
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, ErrTryAgain) || errors.Is(err, ErrConnectionLost)
+}
+
+// backoff returns the delay before retry n (from 0): doubling from the
+// minimum up to the maximum, less a random part of up to half, so that many
+// clients of a restarted corosync do not retry in step.
+func (c *Client) backoff(n int) time.Duration {
+	d := c.set.backoffMin
+	for i := 0; i < n && d < c.set.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.set.backoffMax)
+	return d - rand.N(d/2+1)
+}
+
+// loseLocked handles the loss of the connection: the state is unknown from
+// now on, and every subscriber is told.
+func (c *Client) loseLocked(err error) {
+	if !errors.Is(err, ErrConnectionLost) {
+		err = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+	}
+	c.downLocked(err)
+}
+
+// downLocked records why corosync cannot be reached. The first time since
+// the state was last known, every subscriber gets EventDisconnected; without
+// reconnection that is the end.
+func (c *Client) downLocked(err error) {
+	c.view.quorate = false // unknown is never reported as quorate
+	if !c.set.reconnect {
+		c.failLocked(err, EventDisconnected)
+		return
+	}
+	if c.down == nil {
+		c.broadcast(c.unknownEvent(EventDisconnected, err))
+		// After the outage every subscriber gets a snapshot, even one
+		// that asked for changes only and so has none yet.
+		for s := range c.subs {
+			if s.snap == subSkipping {
+				s.snap = subWaiting
+			}
+		}
+	}
+	c.down = err
+}
+
+// failLocked stops the Client for good: every subscription ends with an
+// event of kind carrying err.
+func (c *Client) failLocked(err error, kind EventKind) {
+	c.err = err
+	c.life = closing
+	ev := c.unknownEvent(kind, err)
+	for s := range c.subs {
+		c.end(s, &ev)
+	}
+}
+
+// closeEndedLocked closes the channels of the subscriptions that ended. A
+// private Client's one channel waits for exit: it closes once the connection
+// is released.
+func (c *Client) closeEndedLocked() {
+	if c.private {
+		return
+	}
+	for i, s := range c.ended {
+		close(s.ch)
+		c.ended[i] = nil
+	}
+	c.ended = c.ended[:0]
+}
+
+// exit ends what is left and releases what the pump holds; the channels
+// close last, so that a reader whose range loop ends finds everything
+// released. It runs on the pump, as it returns.
+func (c *Client) exit() {
+	c.mu.Lock()
+	if c.err == nil {
+		final := c.unknownEvent(EventError, ErrClosed)
+		for s := range c.subs {
+			c.end(s, &final)
+		}
+	}
+	c.life = exited
+	ended := c.ended
+	c.ended = nil
+	c.mu.Unlock()
+	c.poll.close()
+	c.stop()
+	for _, s := range ended {
+		close(s.ch)
+	}
+	close(c.done)
+}
+
+// notify handles one notification: it updates the view and queues the
+// event for flush. It runs inside conn.Dispatch, with c.mu held, so it must
+// never block.
+func (c *Client) notify(n Notification) {
+	s := c.sess
+	initial := false
+	switch {
+	case s.snap == snapNodelist && n.Kind == EventNodeList:
+		initial, s.snap = true, snapQuorum
+	case s.snap != snapDone && n.Kind == EventQuorum:
+		initial, s.snap = true, snapDone
+	}
+	now := time.Now()
+	ev := QuorumEvent{Time: now, Kind: n.Kind, Initial: initial, Quorate: c.view.quorate,
+		RingID: n.RingID, Members: n.Members}
+	if n.Kind == EventQuorum {
+		ev.Quorate = n.Quorate
+	}
+	switch {
+	case initial && !s.resync:
+		// corosync's own snapshot: nothing joined or left.
+	case n.Kind == EventNodeList && !initial && (n.Joined != nil || n.Left != nil):
+		ev.Joined, ev.Left = n.Joined, n.Left
+	default:
+		ev.Joined, ev.Left = diff(c.view.members, n.Members)
+	}
+	c.view = view{quorate: ev.Quorate, ring: n.RingID, members: n.Members, time: now}
+	switch {
+	case !initial:
+		c.batch = append(c.batch, ev)
+	case n.Kind == EventNodeList:
+		// Held back until the snapshot's quorum notification, which
+		// corosync queues right behind it, so that the snapshot's nodelist
+		// event reports quorate like one served from the cached view.
+		s.held = ev
+	default:
+		s.resync = false
+		if s.held.Kind != 0 {
+			s.held.Quorate = ev.Quorate
+			c.batch = append(c.batch, s.held)
+			s.held = QuorumEvent{}
+		}
+		c.batch = append(c.batch, ev)
+	}
+}
+
+// diff returns the ids in b but not a, and in a but not b, in their order.
+func diff(a, b []uint32) (joined, left []uint32) {
+	for _, id := range b {
+		if !contains(a, id) {
+			joined = append(joined, id)
+		}
+	}
+	for _, id := range a {
+		if !contains(b, id) {
+			left = append(left, id)
+		}
+	}
+	return joined, left
+}
+
+func contains(s []uint32, id uint32) bool {
+	for _, x := range s {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
