@@ -9,8 +9,7 @@
 //		return err
 //	}
 //	for ev := range events {
-//		if ev.Err != nil { ... }   // EventDisconnected, or the stream's last event
-//		setQuorate(ev.Quorate)     // every event carries the whole view
+//		setReady(ev.Known() && ev.Quorate) // every event carries the whole view
 //	}
 //
 // # What the stream means
@@ -27,7 +26,32 @@
 //
 // Every event carries the full view as now known (Quorate, RingID, Members),
 // so any one event is enough to act on. An unknown state is never reported
-// as quorate: EventDisconnected and EventError events have Quorate false.
+// as quorate: the engine's own events (EventDisconnected, EventReconnected,
+// EventError) have Quorate false, and Known tells them from an inquorate
+// partition. Ring ids print in hex, as corosync prints them (RingID.String).
+//
+// # How to consume the stream
+//
+// One loop is always right, whatever the flags, the backend and the pace of
+// the reader:
+//
+//	for ev := range events {
+//		setReady(ev.Known() && ev.Quorate)
+//	}
+//
+// It is right because of what coalescing does and does not do. When a reader
+// falls behind, undelivered events are merged into one: its Kind, Initial
+// (set if any merged event was a snapshot's), Quorate, RingID and Members are
+// the newest event's; Joined and Left accumulate everything merged, and a
+// node that left and came back is in both; Coalesced counts the merged
+// events. So a membership change can arrive on an EventQuorum event, a
+// disconnection and the reconnection after it can arrive as one
+// EventReconnected, and only the newest state is certain to be seen. Act on
+// the state an event carries, never on the number or kinds of events in
+// between: a reader that needs every event uses WithLossless and handles
+// ErrSlowConsumer. Err is set on the engine's events; on the last event of
+// a stream it says why the stream ended (a cancelled context ends it with
+// no event).
 //
 // # Channels and their lifetime
 //
@@ -51,8 +75,11 @@
 //
 // Subscribe opens a private connection for one subscription. Open returns a
 // Client whose one connection serves any number of subscriptions; it also
-// answers Quorate, a round trip to corosync that honours its context even
-// when corosync hangs.
+// answers State, its cached view (no round trip: for health checks), and
+// Quorate, a round trip to corosync that honours its context even when
+// corosync hangs. Options are typed by what they configure: OpenOption for
+// a connection, SubscribeOption for a subscription; the package-level
+// Subscribe takes both.
 //
 // When the connection is lost (corosync stopped or restarted), every
 // subscriber receives EventDisconnected, whose Err matches
@@ -60,6 +87,12 @@
 // exponential backoff (WithBackoff), then sends EventReconnected and a fresh
 // snapshot whose Joined and Left say what changed meanwhile.
 // WithoutReconnect makes the loss terminal instead.
+//
+// While corosync cannot be reached, a new subscriber (of a Client, or of the
+// package-level Subscribe when corosync is down at the start) gets
+// EventDisconnected at once, then EventReconnected and its own first
+// snapshot, with empty Joined and Left, once corosync is back. Open instead
+// waits for corosync until its context ends.
 //
 // # Backends
 //

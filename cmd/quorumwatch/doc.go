@@ -18,7 +18,10 @@
 //	                change, no snapshot). Default current,changes.
 //	--json          print JSON lines instead of text.
 //	--once          print the current state (a nodelist and a quorum event) and
-//	                exit: 0 quorate, 2 not quorate, 1 error.
+//	                exit: 0 quorate, 2 not quorate, 1 error. Like
+//	                corosync-quorumtool, it fails at once when corosync is not
+//	                running (saying what to check), and waits only for a
+//	                corosync that is still starting.
 //	--timeout D     how long to keep trying to connect while corosync is down or
 //	                starting, and the whole limit of --once. Default 10s.
 //	--sim           play a simulated 5-node scenario seen from one node: two
@@ -36,15 +39,19 @@
 // after corosync restarts; the stream shows a disconnected event, then a
 // reconnected event and a fresh snapshot.
 //
-// Ctrl-C (SIGINT) or SIGTERM ends the stream cleanly with exit code 0.
+// Ctrl-C (SIGINT) or SIGTERM ends the stream cleanly with exit code 0. During
+// --once it ends quorumwatch quietly with 130, since the state was not
+// reported: neither 0 (quorate) nor 2 would be true.
 //
 // # Exit codes
 //
-//	0  interrupted, or the stream or the scenario ended normally; with --once,
-//	   the partition is quorate
-//	1  an error: bad usage, no connection within --timeout, or a stream that
-//	   ended with an error (printed on stderr)
-//	2  with --once only, the partition is not quorate
+//	0    interrupted, or the stream or the scenario ended normally; with
+//	     --once, the partition is quorate
+//	1    an error: bad usage, corosync not running (--once), no connection
+//	     within --timeout, or a stream that ended with an error (printed on
+//	     stderr, and with --json also as an error object on stdout)
+//	2    with --once only, the partition is not quorate
+//	130  with --once only, interrupted before the state came
 //
 // Usage errors exit 1, not 2 as is common, because 2 means "not quorate", as
 // with corosync-quorumtool.
@@ -53,11 +60,12 @@
 //
 // One line per event, stable for grep:
 //
-//	2026-11-25T10:00:00.123Z #3 nodelist ring 1.17 quorate members [1 2 3 4] joined [] left [5]
+//	2026-11-25T10:00:00.123Z #3 nodelist ring 1.2c quorate members [1 2 3 4] joined [] left [5]
 //
 // that is: the time in UTC with milliseconds, #seq, the kind (nodelist,
-// quorum, disconnected, reconnected, error), the ring id as node.seq, the
-// state (quorate or inquorate; unknown on disconnected, reconnected and error
+// quorum, disconnected, reconnected, error), the ring id as node.seq in hex,
+// as corosync's log and corosync-quorumtool print it (so that it can be
+// grepped for there), the state (quorate or inquorate; unknown on disconnected, reconnected and error
 // events), the member, joined and left node ids, then " initial" on snapshot
 // events, " coalesced N" when N events were merged into this one, and
 // " error: ..." when the event carries an error. The nodelist event of a
@@ -69,11 +77,15 @@
 // With --json, one object per line, with exactly these keys in this order:
 //
 //	{"time":"2026-11-25T10:00:00.123456789Z","seq":3,"kind":"nodelist","initial":false,
-//	 "quorate":true,"ring_id":{"node_id":1,"seq":17},"members":[1,2,3,4],"joined":[],
-//	 "left":[5],"coalesced":0}
+//	 "quorate":true,"state":"quorate","ring_id":{"node_id":1,"seq":44},"members":[1,2,3,4],
+//	 "joined":[],"left":[5],"coalesced":0}
 //
 // time is RFC 3339 with nanoseconds, in UTC; seq counts from 1 without gaps;
-// kind is one of nodelist, quorum, disconnected, reconnected, error; the
-// arrays are never null. A last key "error" (a string) is present only on
-// events that carry an error.
+// kind is one of nodelist, quorum, disconnected, reconnected, error; state is
+// quorate, inquorate or unknown (quorate is false both when the partition is
+// inquorate and when the state is unknown: state tells them apart); the ring
+// id's numbers are plain JSON numbers (decimal); the arrays are never null. A
+// last key "error" (a string) is present only on events that carry an
+// error. An error that ends quorumwatch outside the stream (corosync not
+// running, say) is printed as such an object too, of kind "error" and seq 0.
 package main
