@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -650,23 +649,10 @@ func (e *realEnv) reset(t *testing.T) {
 // TestHelperQuorate), before and after that user is granted access.
 func (e *realEnv) asUser(t *testing.T) {
 	const uid = 65534
-	exe, err := os.Executable()
-	must(t, err)
-	// The build cache directory is private to root; the helper needs a
-	// copy that the user can run.
-	dir := t.TempDir()
-	must(t, os.Chmod(dir, 0o755))
-	bin := filepath.Join(dir, "quorum.test")
-	data, err := os.ReadFile(exe)
-	must(t, err)
-	must(t, os.WriteFile(bin, data, 0o755))
 	run := func() (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), e.wait())
 		defer cancel()
-		cmd := e.cl.ExecAs(ctx, 1, uid, bin, "-test.run=^TestHelperQuorate$")
-		cmd.Env = append(os.Environ(), "QUORUM_HELPER_BACKEND="+e.name)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+		return e.cl.RerunAs(ctx, t, 1, uid, "TestHelperQuorate", "QUORUM_HELPER_BACKEND="+e.name)
 	}
 	out, err := run()
 	if err == nil || !strings.Contains(out, "access-denied") || !strings.Contains(out, "uidgid") {

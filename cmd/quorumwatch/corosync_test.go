@@ -36,7 +36,7 @@ func TestRealCorosync(t *testing.T) {
 	}
 	command := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := c.Exec(ctx, 1, exe, args...)
-		cmd.Env = commandEnv()
+		cmd.Env = commandEnv(cmd.Env) // the node's: its corosync's libraries
 		return cmd
 	}
 	once := func(args ...string) (code int, stdout, stderr string) {

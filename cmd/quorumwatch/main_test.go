@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/corosync-go/quorum"
+	"github.com/corosync-go/quorum/internal/syncbuf"
 )
 
 // asCommandEnv makes the test binary run as quorumwatch itself, so that the
@@ -27,10 +27,11 @@ import (
 // without building it separately.
 const asCommandEnv = "QUORUMWATCH_TEST_AS_COMMAND"
 
-// commandEnv is the environment of this binary run as the command. A race
-// build otherwise lingers a second at exit.
-func commandEnv() []string {
-	return append(os.Environ(), asCommandEnv+"=1", "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+// commandEnv is base (the environment a command would have, such as a
+// node's) with what makes this binary run as the command. A race build
+// otherwise lingers a second at exit.
+func commandEnv(base []string) []string {
+	return append(base, asCommandEnv+"=1", "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 }
 
 func TestMain(m *testing.M) {
@@ -44,24 +45,6 @@ func TestMain(m *testing.M) {
 // other's events, so the output is the same as at human pace.
 var fastEnv = env{pace: 0}
 
-// syncBuffer is a bytes.Buffer that a test may read while run writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func lines(s string) []string {
 	s = strings.TrimSuffix(s, "\n")
 	if s == "" {
@@ -72,7 +55,7 @@ func lines(s string) []string {
 
 func runT(t *testing.T, ctx context.Context, e env, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	code = runEnv(ctx, args, &out, &errOut, e)
 	return code, out.String(), errOut.String()
 }
@@ -548,7 +531,7 @@ func TestHelp(t *testing.T) {
 }
 
 // waitLines waits until out holds at least n lines.
-func waitLines(t *testing.T, out *syncBuffer, n int) {
+func waitLines(t *testing.T, out *syncbuf.Buffer, n int) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for len(lines(out.String())) < n {
@@ -562,7 +545,7 @@ func waitLines(t *testing.T, out *syncBuffer, n int) {
 func TestCancelEndsStream(t *testing.T) {
 	c := newSim(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() { done <- runEnv(ctx, []string{"--backend", "sim"}, &out, &errOut, env{sim: c}) }()
 	waitLines(t, &out, 2)
@@ -599,7 +582,7 @@ func TestCancelWhileConnecting(t *testing.T) {
 
 func TestStreamEndsInError(t *testing.T) {
 	c := newSim(t)
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runEnv(context.Background(), []string{"--backend", "sim", "--json"}, &out, &errOut, env{sim: c})
@@ -671,7 +654,7 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
 
 func TestOutputFailure(t *testing.T) {
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	code := runEnv(context.Background(), []string{"--sim"}, failingWriter{}, &errOut, fastEnv)
 	if code != 1 || !strings.Contains(errOut.String(), "writing output") {
 		t.Errorf("exit %d stderr %q, want 1 and the write error", code, errOut.String())
@@ -681,7 +664,7 @@ func TestOutputFailure(t *testing.T) {
 // stallingWriter holds up the line that contains stall, as a slow terminal
 // or pipe would, so that events pile up behind it.
 type stallingWriter struct {
-	syncBuffer
+	syncbuf.Buffer
 	stall string
 	d     time.Duration
 }
@@ -690,14 +673,14 @@ func (s *stallingWriter) Write(p []byte) (int, error) {
 	if bytes.Contains(p, []byte(s.stall)) {
 		time.Sleep(s.d)
 	}
-	return s.syncBuffer.Write(p)
+	return s.Buffer.Write(p)
 }
 
 func TestSimShowsEveryEvent(t *testing.T) {
 	// While the disconnected line is stuck, the engine reconnects and sends
 	// three more events: a coalescing subscription would merge them.
 	out := &stallingWriter{stall: " disconnected ", d: 300 * time.Millisecond}
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	if code := runEnv(context.Background(), []string{"--sim"}, out, &errOut, fastEnv); code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
 	}
@@ -719,8 +702,8 @@ func TestSignalsEndCommand(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, exe, "--backend", "sim", "--json")
-			cmd.Env = commandEnv()
-			var out, errOut syncBuffer
+			cmd.Env = commandEnv(os.Environ())
+			var out, errOut syncbuf.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &errOut
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

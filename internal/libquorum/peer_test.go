@@ -18,24 +18,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/corosync-go/quorum/internal/cs"
+	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
 // nobody is the unprivileged uid and gid the tests run clients and servers as.
 const nobody = 65534
-
-// publicDir returns a directory that uid nobody can read and execute from.
-func publicDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "h2-libquorum-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // asNobody returns the command that runs argv inside the node's namespace as
 // uid and gid nobody with no supplementary groups.
@@ -74,27 +61,13 @@ func TestAccessDenied(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(publicDir(t), "libquorum.test")
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	helper := func() string {
 		t.Helper()
-		cmd := n.asNobody(ctx, bin, "-test.run=^TestHelperDial$")
-		cmd.Env = append(os.Environ(), helperEnv+"=dial")
-		out, err := cmd.CombinedOutput()
+		out, err := n.cl.RerunAs(ctx, t, n.i, nobody, "TestHelperDial", helperEnv+"=dial")
 		if err != nil {
-			t.Fatalf("helper: %v\n%s", err, out)
+			t.Fatal(err)
 		}
-		for _, line := range strings.Split(string(out), "\n") {
+		for _, line := range strings.Split(out, "\n") {
 			if r, ok := strings.CutPrefix(line, "RESULT "); ok {
 				return r
 			}
@@ -132,7 +105,7 @@ func startFakeServer(t *testing.T, n *node, ipc string) int {
 	if err != nil {
 		t.Skipf("pkg-config libqb: %v (install libqb-dev)", err)
 	}
-	bin := filepath.Join(publicDir(t), "fakeserver")
+	bin := filepath.Join(testcluster.PublicDir(t), "fakeserver")
 	args := append([]string{"-o", bin, "testdata/fakeserver.c"}, strings.Fields(string(flags))...)
 	if out, err := exec.Command("cc", args...).CombinedOutput(); err != nil {
 		t.Fatalf("building the fake server: %v\n%s", err, out)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -41,32 +40,12 @@ func TestHelperDial(t *testing.T) {
 // connection over shared memory it does not own as root.
 func TestRealAccess(t *testing.T) {
 	cl := testcluster.Start(t, 1)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The build cache is private to root; give the user its own copy.
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "native.test")
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	const uid = 65534
 	run := func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cmd := cl.ExecAs(ctx, 1, uid, bin, "-test.run=^TestHelperDial$")
-		cmd.Env = append(os.Environ(), helperEnv+"=1")
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		for _, l := range strings.Split(string(out), "\n") {
+		out, err := cl.RerunAs(ctx, t, 1, uid, "TestHelperDial", helperEnv+"=1")
+		for _, l := range strings.Split(out, "\n") {
 			if strings.HasPrefix(l, "helper-result ") {
 				return l
 			}

@@ -296,3 +296,21 @@ func sweep(ctx context.Context, ip string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Cut sets the bridge side of node i's veth link down: the node stays up
+// but loses every peer, as with a pulled cable.
+func (c *Cluster) Cut(i int) error { return c.setLink(i, "down") }
+
+// Heal sets node i's link up again.
+func (c *Cluster) Heal(i int) error { return c.setLink(i, "up") }
+
+func (c *Cluster) setLink(i int, state string) error {
+	if _, err := c.node(i); err != nil {
+		return err
+	}
+	err := c.ipCmd(context.Background(), "-n", c.BridgeNetns(), "link", "set", fmt.Sprintf("n%d", i), state)
+	if err != nil {
+		return fmt.Errorf("testcluster: node %d: link %s: %v", i, state, err)
+	}
+	return nil
+}

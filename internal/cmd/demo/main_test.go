@@ -12,12 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/corosync-go/quorum/internal/syncbuf"
 	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
@@ -103,25 +103,6 @@ func TestParseArgs(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that the demo's narration and the copy of
-// quorumwatch's stderr (an os/exec goroutine) may write at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // buildQuorumwatch builds the binary the demo runs.
 func buildQuorumwatch(t *testing.T) string {
 	t.Helper()
@@ -141,7 +122,7 @@ func TestFallbackToSim(t *testing.T) {
 	}
 	bin := buildQuorumwatch(t)
 	unavailable := func() error { return errors.New("testcluster: corosync-quorumtool not installed") }
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	code := runWith(ctx, []string{"-quorumwatch", bin}, &stdout, &stderr, unavailable)
@@ -173,7 +154,7 @@ func TestRealCluster(t *testing.T) {
 		t.Skip(err)
 	}
 	bin := buildQuorumwatch(t)
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	code := run(ctx, []string{"-fast", "-json", "-quorumwatch", bin}, &stdout, &stderr)

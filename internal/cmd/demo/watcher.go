@@ -31,7 +31,7 @@ type event struct {
 
 // textLine matches quorumwatch's text format, e.g.
 //
-//	2026-11-25T10:00:00.123Z #3 quorum ring 1.17 quorate members [1 2] joined [] left [3] initial
+//	2026-11-25T10:00:00.123Z #3 quorum ring 1.2c quorate members [1 2] joined [] left [3] initial
 var textLine = regexp.MustCompile(`^\S+ #\d+ (\S+) ring \S+ (\S+) members \[([0-9 ]*)\] joined \[[0-9 ]*\] left \[[0-9 ]*\]( initial)?`)
 
 // parseLine reads one line of quorumwatch's output in either format. ok is
