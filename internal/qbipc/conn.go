@@ -70,6 +70,13 @@ type Conn struct {
 	// context ended; its response must be consumed before the next one.
 	pending *call
 
+	// hooks tell this package's tests where a request stands; nil
+	// outside them, and set before the Conn is used.
+	hooks struct {
+		sent    func() // a request was sent and waits for its response
+		stalled func() // a send met flow control or a full ring or socket
+	}
+
 	closed    atomic.Bool
 	waiters   sync.WaitGroup
 	life      sync.RWMutex // exclusive in Close while releasing resources
@@ -158,6 +165,9 @@ func (c *Conn) Request(ctx context.Context, msg []byte, match func(ResponseHeade
 	}
 	c.waiters.Add(1)
 	c.life.RUnlock()
+	if c.hooks.sent != nil {
+		c.hooks.sent()
+	}
 	// Most responses arrive within microseconds: catching them here, on the
 	// caller's goroutine, saves a futex sleep and wake and a goroutine
 	// hand-off, which cost more than the round trip itself.
@@ -230,6 +240,9 @@ func (c *Conn) send(ctx context.Context, msg []byte) error {
 		}
 		if hungUp(c.setup) {
 			return lostErr("qb_ipcc_send")
+		}
+		if c.hooks.stalled != nil {
+			c.hooks.stalled()
 		}
 		t := time.NewTimer(backoff)
 		select {

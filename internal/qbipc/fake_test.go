@@ -336,6 +336,13 @@ func TestRingFull(t *testing.T) {
 	if req, err := sc.ReadRequest(50 * time.Millisecond); err == nil {
 		t.Fatalf("server got %x from a full ring", req)
 	}
+	stalled := make(chan struct{}, 1)
+	c.hooks.stalled = func() {
+		select {
+		case stalled <- struct{}{}:
+		default:
+		}
+	}
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -346,7 +353,7 @@ func TestRingFull(t *testing.T) {
 		}
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-stalled // the request waits for room
 	sc.Request.SetPointers(9, 9)
 	if _, err := sc.ReadRequest(2 * time.Second); err != nil {
 		t.Fatalf("request after room was made: %v", err)
@@ -476,12 +483,14 @@ func TestCloseWhileWaiting(t *testing.T) {
 func closeWhileWaiting(t *testing.T, socket bool, ctx context.Context) {
 	s := qbipctest.Start(t, qbipctest.Options{Socket: socket})
 	c, _ := mustDial(t, s)
+	sent := make(chan struct{})
+	c.hooks.sent = func() { close(sent) }
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Request(ctx, msg(0, 16, 0), any)
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-sent // the request waits for its response
 	start := time.Now()
 	c.Close()
 	select {
@@ -794,11 +803,12 @@ func TestTruncatedResponse(t *testing.T) {
 	s := qbipctest.Start(t, qbipctest.Options{})
 	c, sc := mustDial(t, s)
 	truncated := make(chan struct{})
-	go func() {
-		defer close(truncated)
-		time.Sleep(50 * time.Millisecond)
+	c.hooks.sent = func() {
+		// The waiter is at most in its spin; it then sleeps on the
+		// semaphore in the header truncated here.
 		_ = sc.Response.TruncateHeader(0)
-	}()
+		close(truncated)
+	}
 	defer func() { <-truncated }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -915,6 +925,13 @@ func TestDoorbellBackpressure(t *testing.T) {
 		}
 	}()
 	rang := 0
+	stalled := make(chan struct{}, 1)
+	c.hooks.stalled = func() {
+		select {
+		case stalled <- struct{}{}:
+		default:
+		}
+	}
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -932,8 +949,8 @@ func TestDoorbellBackpressure(t *testing.T) {
 		}
 		done <- nil
 	}()
-	// Let the socket fill and the client stall, then read doorbells.
-	time.Sleep(200 * time.Millisecond)
+	// Once the socket is full and the client stalls, read doorbells.
+	<-stalled
 	var b [64]byte
 	for {
 		select {
