@@ -93,8 +93,19 @@ func TestRealSession(t *testing.T) {
 		if got := c.IPC().Transport(); got != want {
 			t.Fatalf("transport %v, want %v", got, want)
 		}
-		if c.Model() != 1 || c.QuorumType() != 1 {
-			t.Fatalf("model %d type %d, want 1 and 1 (votequorum)", c.Model(), c.QuorumType())
+		// Model V1 came with corosync 3.1; before, the server gets V0, and
+		// corosync 2.x only requests 2.x has.
+		v := n.c.Install().Version
+		wantModel, wantFamily := 1, Corosync3
+		if !v.AtLeast(3, 1, 0) {
+			wantModel = 0
+		}
+		if !v.AtLeast(2, 99, 0) {
+			wantFamily = Corosync2
+		}
+		if c.Model() != wantModel || c.QuorumType() != 1 || c.Family() != wantFamily {
+			t.Fatalf("corosync %v: model %d type %d family %v, want %d, 1 (votequorum) and %v",
+				v, c.Model(), c.QuorumType(), c.Family(), wantModel, wantFamily)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -242,8 +253,13 @@ func TestRealMembership(t *testing.T) {
 	if err := cl.Kill(3); err != nil {
 		t.Fatal(err)
 	}
+	// Model V0 (before corosync 3.1) has no joined and left lists.
+	wantLeft, wantJoined := []uint32{3}, []uint32{3}
+	if c.Model() == 0 {
+		wantLeft, wantJoined = nil, nil
+	}
 	left := collectChanges(t, c, 2, 30*time.Second, snap[0].Members)
-	if len(left) != 2 || left[0].Kind != KindNodeList || !slices.Equal(left[0].Left, []uint32{3}) ||
+	if len(left) != 2 || left[0].Kind != KindNodeList || !slices.Equal(left[0].Left, wantLeft) ||
 		!slices.Equal(left[0].Members, []uint32{1, 2}) || left[1].Kind != KindQuorum ||
 		left[1].Ring != left[0].Ring || !left[1].Quorate || left[0].Ring.Seq <= snap[0].Ring.Seq {
 		t.Fatalf("after kill: %+v", left)
@@ -252,7 +268,7 @@ func TestRealMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := collectChanges(t, c, 2, 30*time.Second, left[0].Members)
-	if len(joined) != 2 || !slices.Equal(joined[0].Joined, []uint32{3}) ||
+	if len(joined) != 2 || !slices.Equal(joined[0].Joined, wantJoined) ||
 		!slices.Equal(joined[0].Members, []uint32{1, 2, 3}) || joined[1].Ring != joined[0].Ring {
 		t.Fatalf("after restart: %+v", joined)
 	}
