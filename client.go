@@ -93,12 +93,6 @@ func Open(ctx context.Context, opts ...OpenOption) (*Client, error) {
 		return nil, err
 	}
 	conn, err := c.firstConnect(ctx)
-	if err == nil {
-		err = c.poll.setConn(conn.Fd())
-		if err != nil {
-			conn.Close()
-		}
-	}
 	if err != nil {
 		c.poll.close()
 		c.stop()
@@ -245,11 +239,6 @@ func Subscribe(ctx context.Context, flags TrackFlags, opts ...Option) (<-chan Qu
 		return nil, err
 	}
 	conn, err := c.connect(ctx)
-	if err == nil {
-		if err = c.poll.setConn(conn.Fd()); err != nil {
-			conn.Close()
-		}
-	}
 	switch {
 	case err == nil:
 		c.sess = newSession(conn, false)

@@ -142,12 +142,6 @@ func (c *Client) tryConnect() (conn Conn, err error, interrupted bool) {
 	c.mu.Lock()
 	c.attempt = nil
 	c.mu.Unlock()
-	if err == nil {
-		if err = c.poll.setConn(conn.Fd()); err != nil {
-			conn.Close()
-			conn = nil
-		}
-	}
 	return conn, err, err != nil && ctx.Err() != nil && c.stopCtx.Err() == nil
 }
 
@@ -173,14 +167,17 @@ func (c *Client) sleep(d time.Duration) bool {
 	}
 }
 
-// connect opens a connection and starts tracking on it; the snapshot is
-// then queued on it.
+// connect opens a connection, starts tracking on it (the snapshot is then
+// queued on it) and makes the poller watch it.
 func (c *Client) connect(ctx context.Context) (Conn, error) {
 	conn, err := c.set.backend.Connect(ctx, ConnectParams{TrustedUIDs: c.set.trustedUIDs})
 	if err != nil {
 		return nil, fromInternal(err)
 	}
-	if err := conn.TrackStart(ctx, TrackCurrent|TrackChanges); err != nil {
+	if err = conn.TrackStart(ctx, TrackCurrent|TrackChanges); err == nil {
+		err = c.poll.setConn(conn.Fd())
+	}
+	if err != nil {
 		conn.Close()
 		return nil, fromInternal(err)
 	}

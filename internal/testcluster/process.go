@@ -225,17 +225,27 @@ func (c *Cluster) Spawn(i int) error {
 
 // Kill sends SIGKILL to node i's corosync and waits until it has exited.
 func (c *Cluster) Kill(i int) error {
-	nd, err := c.node(i)
+	nd, p, err := c.runningProc(i)
 	if err != nil {
 		return err
+	}
+	return c.killProc(nd, p)
+}
+
+// runningProc returns node i and its corosync process, or an error when
+// there is no such node or its corosync is not running.
+func (c *Cluster) runningProc(i int) (*node, *proc, error) {
+	nd, err := c.node(i)
+	if err != nil {
+		return nil, nil, err
 	}
 	c.mu.Lock()
 	p := nd.proc
 	c.mu.Unlock()
 	if p == nil || p.exited() {
-		return fmt.Errorf("testcluster: node %d: corosync not running", i)
+		return nil, nil, fmt.Errorf("testcluster: node %d: corosync not running", i)
 	}
-	return c.killProc(nd, p)
+	return nd, p, nil
 }
 
 func (c *Cluster) killProc(nd *node, p *proc) error {
@@ -262,15 +272,9 @@ func (c *Cluster) Freeze(i int) error { return c.signalState(i, syscall.SIGSTOP,
 func (c *Cluster) Thaw(i int) error { return c.signalState(i, syscall.SIGCONT, false) }
 
 func (c *Cluster) signalState(i int, sig syscall.Signal, stop bool) error {
-	nd, err := c.node(i)
+	_, p, err := c.runningProc(i)
 	if err != nil {
 		return err
-	}
-	c.mu.Lock()
-	p := nd.proc
-	c.mu.Unlock()
-	if p == nil || p.exited() {
-		return fmt.Errorf("testcluster: node %d: corosync not running", i)
 	}
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		return fmt.Errorf("testcluster: node %d: %v: %v", i, sig, err)
