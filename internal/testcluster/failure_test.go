@@ -190,6 +190,9 @@ func TestCrashedRun(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = killAndWait(ctx, []int{pid})
+		// SIGKILLed with its parent, that corosync removed nothing of its
+		// IPC; no process of this run reaped it to do so.
+		removeShm(pid)
 		for _, n := range []string{ns, brNS} {
 			if err := deleteNetns(ctx, tl.ip, n); err != nil {
 				t.Error(err)
