@@ -40,6 +40,7 @@ type Client struct {
 	ended   []*subscriber            // ended subscriptions whose channels the pump has still to close
 	attempt context.CancelFunc       // the pump's: ends its connection attempt in progress
 	batch   []QuorumEvent            // the pump's: events of the dispatch in progress
+	woken   bool                     // a wake-up is on its way to the pump, which clears it
 }
 
 // lifecycle is where a Client is in its life. It only moves forward.
@@ -461,9 +462,11 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// wakeLocked makes the pump look at the Client's state.
+// wakeLocked makes the pump look at the Client's state. One wake-up at a
+// time is enough: ten thousand cancelled subscriptions cost one system call.
 func (c *Client) wakeLocked() {
-	if c.life != exited {
+	if c.life != exited && !c.woken {
+		c.woken = true
 		c.poll.wake()
 	}
 }

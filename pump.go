@@ -71,6 +71,7 @@ func (c *Client) serve(conn Conn) error {
 			return err
 		}
 		c.mu.Lock() // once per wake-up: the state check, the dispatch, the closing
+		c.woken = false
 		if c.life != running {
 			c.mu.Unlock()
 			return nil
@@ -152,6 +153,7 @@ func (c *Client) sleep(d time.Duration) bool {
 	for {
 		r, err := c.poll.wait(deadline)
 		c.mu.Lock()
+		c.woken = false
 		if err != nil && c.life == running {
 			c.failLocked(err, EventError)
 		}
