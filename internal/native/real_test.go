@@ -215,12 +215,14 @@ func TestRealDeadline(t *testing.T) {
 		// Close while a request waits on a stopped corosync.
 		n.freeze(t)
 		defer n.thaw(t)
+		sent := make(chan struct{}, 1)
+		c.IPC().OnSent(func() { sent <- struct{}{} })
 		done := make(chan error, 1)
 		go func() {
 			_, err := c.Quorate(context.Background())
 			done <- err
 		}()
-		time.Sleep(100 * time.Millisecond)
+		<-sent // the request waits for its response
 		c.Close()
 		select {
 		case err := <-done:

@@ -70,8 +70,8 @@ type Conn struct {
 	// context ended; its response must be consumed before the next one.
 	pending *call
 
-	// hooks tell this package's tests where a request stands; nil
-	// outside them, and set before the Conn is used.
+	// hooks tell tests where a request stands (OnSent); nil outside
+	// them, and set while no request is in flight.
 	hooks struct {
 		sent    func() // a request was sent and waits for its response
 		stalled func() // a send met flow control or a full ring or socket
@@ -88,6 +88,12 @@ type call struct {
 	resp []byte
 	err  error
 }
+
+// OnSent makes the Conn call fn each time a request has been sent and starts
+// waiting for its response: for tests elsewhere that must act while a request
+// is in flight (this package's own tests set its hooks directly). Call it
+// while no request is in flight.
+func (c *Conn) OnSent(fn func()) { c.hooks.sent = fn }
 
 // Transport reports the transport the server chose.
 func (c *Conn) Transport() Transport { return c.typ }
