@@ -120,12 +120,11 @@ func TestBackendNotifications(t *testing.T) {
 	}
 }
 
-func TestBackendThroughEngine(t *testing.T) {
-	cl := testcluster.Start(t, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	// The first connection is made by Open, on this thread, inside the node.
+// openInNode opens a Client on the libquorum backend in node 1: its first
+// connection is made by Open, on this thread, inside the node. The test's
+// cleanup closes it.
+func openInNode(ctx context.Context, t *testing.T, cl *testcluster.Cluster) *quorum.Client {
+	t.Helper()
 	var client *quorum.Client
 	var err error
 	if e := cl.InNode(1, func() error {
@@ -137,7 +136,16 @@ func TestBackendThroughEngine(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	defer client.Close()
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+func TestBackendThroughEngine(t *testing.T) {
+	cl := testcluster.Start(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	client := openInNode(ctx, t, cl)
 	if q, err := client.Quorate(ctx); err != nil || !q {
 		t.Fatalf("Quorate = %v, %v", q, err)
 	}
@@ -166,18 +174,7 @@ func TestBackendV0ThroughEngine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	var client *quorum.Client
-	var err error
-	if e := cl.InNode(1, func() error {
-		client, err = quorum.Open(ctx, quorum.WithBackend(quorum.LibquorumBackend()))
-		return nil
-	}); e != nil {
-		t.Fatal(e)
-	}
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer client.Close()
+	client := openInNode(ctx, t, cl)
 	ch, err := client.Subscribe(ctx, quorum.TrackCurrent|quorum.TrackChanges)
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
