@@ -95,7 +95,7 @@ func (c *Client) reconnect() Conn {
 		if !c.sleep(c.backoff(attempt)) {
 			return nil
 		}
-		conn, err, interrupted := c.tryConnect()
+		conn, interrupted, err := c.tryConnect()
 		c.mu.Lock()
 		switch {
 		case c.life != running:
@@ -133,7 +133,7 @@ func (c *Client) reconnect() Conn {
 
 // tryConnect makes one connection attempt under a context that Close, and
 // the end of a subscription, can cut short (then interrupted is set).
-func (c *Client) tryConnect() (conn Conn, err error, interrupted bool) {
+func (c *Client) tryConnect() (conn Conn, interrupted bool, err error) {
 	ctx, cancel := context.WithCancel(c.stopCtx)
 	defer cancel()
 	c.mu.Lock()
@@ -143,7 +143,7 @@ func (c *Client) tryConnect() (conn Conn, err error, interrupted bool) {
 	c.mu.Lock()
 	c.attempt = nil
 	c.mu.Unlock()
-	return conn, err, err != nil && ctx.Err() != nil && c.stopCtx.Err() == nil
+	return conn, err != nil && ctx.Err() != nil && c.stopCtx.Err() == nil, err
 }
 
 // sleep waits for d on the poller, closing the channels of subscriptions
