@@ -49,9 +49,9 @@
 // EventReconnected, and only the newest state is certain to be seen. Act on
 // the state an event carries, never on the number or kinds of events in
 // between: a reader that needs every event uses WithLossless and handles
-// ErrSlowConsumer. Err is set on the engine's events; on the last event of
-// a stream it says why the stream ended (a cancelled context ends it with
-// no event).
+// ErrSlowConsumer. Err is set on EventDisconnected and EventError events; on
+// the last event of a stream it says why the stream ended (a cancelled
+// context ends it with no event).
 //
 // # Channels and their lifetime
 //

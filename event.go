@@ -116,7 +116,8 @@ type QuorumEvent struct {
 	// reconnection.
 	Initial bool
 	// Quorate reports whether this node's partition has quorum. It is false
-	// whenever the state is unknown (disconnected, error). On a nodelist
+	// whenever the state is unknown (disconnected, reconnected, error; see
+	// Known). On a nodelist
 	// event after a membership change it is still the value corosync last
 	// reported: the quorum event for the new ring, which corosync sends
 	// right after, carries the new one. (A snapshot's nodelist event has
