@@ -51,10 +51,8 @@ func (s *settings) fail(format string, args ...any) {
 	}
 }
 
-// option is an Option: its name is for reading the code only, since no
-// option can be given where it has no effect.
+// option is an Option: the change it makes to the settings.
 type option struct {
-	n string
 	f func(*settings)
 }
 
@@ -72,7 +70,7 @@ func (subscribeOption) subscribeOption() {}
 // libquorum backend when the program was built with -tags libquorum, and
 // the pure-Go NativeBackend otherwise.
 func WithBackend(b Backend) OpenOption {
-	return openOption{option{"WithBackend", func(s *settings) {
+	return openOption{option{func(s *settings) {
 		if b == nil {
 			s.fail("WithBackend(nil): pass a Backend such as NativeBackend(), LibquorumBackend() or a SimCluster's Backend")
 			return
@@ -87,7 +85,7 @@ func WithBackend(b Backend) OpenOption {
 // ErrSlowConsumer (carrying the newest state). n must be at least 2, the size
 // of a snapshot. Without this option, undelivered events are coalesced.
 func WithLossless(n int) SubscribeOption {
-	return subscribeOption{option{"WithLossless", func(s *settings) {
+	return subscribeOption{option{func(s *settings) {
 		if n < 2 {
 			s.fail("WithLossless(%d): the buffer must hold at least 2 events (a snapshot is a nodelist and a quorum event)", n)
 			return
@@ -100,7 +98,7 @@ func WithLossless(n int) SubscribeOption {
 // about min, each next one twice as long up to max, each with random jitter
 // of up to half the delay. The defaults are 100ms and 5s.
 func WithBackoff(min, max time.Duration) OpenOption {
-	return openOption{option{"WithBackoff", func(s *settings) {
+	return openOption{option{func(s *settings) {
 		if min <= 0 || max < min {
 			s.fail("WithBackoff(%v, %v): want 0 < min <= max", min, max)
 			return
@@ -113,14 +111,14 @@ func WithBackoff(min, max time.Duration) OpenOption {
 // EventDisconnected event as their last, and Open does not wait for a
 // corosync that is not running or still starting.
 func WithoutReconnect() OpenOption {
-	return openOption{option{"WithoutReconnect", func(s *settings) { s.reconnect = false }}}
+	return openOption{option{func(s *settings) { s.reconnect = false }}}
 }
 
 // WithTrustedUIDs lets corosync run as these uids besides root. Backends that
 // can see the server's credentials refuse any other, since a local process
 // can pose as corosync while it is down (its socket has no permissions).
 func WithTrustedUIDs(uids ...uint32) OpenOption {
-	return openOption{option{"WithTrustedUIDs", func(s *settings) {
+	return openOption{option{func(s *settings) {
 		s.trustedUIDs = append(s.trustedUIDs[:len(s.trustedUIDs):len(s.trustedUIDs)], uids...)
 	}}}
 }

@@ -21,7 +21,6 @@ const Service = "quorum"
 // itself. Close may be called at any time.
 type Conn struct {
 	ipc        *qbipc.Conn
-	service    string
 	family     Family
 	model      int
 	quorumType uint32
@@ -73,7 +72,7 @@ func DialFamily(ctx context.Context, cfg qbipc.Config, f Family) (*Conn, error) 
 	if err != nil {
 		return nil, relabel(op, err)
 	}
-	c := &Conn{ipc: ipc, service: Service, family: f}
+	c := &Conn{ipc: ipc, family: f}
 	var t uint32
 	var code cs.Code
 	if f == Corosync2 {
@@ -193,7 +192,7 @@ func (c *Conn) Dispatch(fn func(Notification)) error {
 func (c *Conn) Close() error { return c.ipc.Close() }
 
 func (c *Conn) call(ctx context.Context, op string, req []byte, want int32) ([]byte, error) {
-	return guardedRequest(ctx, c.ipc, c.family, c.service, op, req, want)
+	return guardedRequest(ctx, c.ipc, c.family, Service, op, req, want)
 }
 
 func (c *Conn) uint32Call(ctx context.Context, op string, req []byte, want int32) (uint32, cs.Code, error) {
