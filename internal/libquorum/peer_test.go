@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/corosync-go/quorum/internal/cs"
+	"github.com/corosync-go/quorum/internal/qbipc/qbipctest"
 	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
@@ -208,9 +207,8 @@ func testPeerCheck(t *testing.T, ipc string) {
 	if err := c.TrackStart(ctx, trackChanges); err != nil {
 		t.Fatalf("TrackStart on the fake server: %v", err)
 	}
-	fds := []unix.PollFd{{Fd: int32(c.Fd()), Events: unix.POLLIN}}
-	if k, err := unix.Poll(fds, 5000); err != nil || k != 1 {
-		t.Fatalf("poll for the fake notification = %d, %v", k, err)
+	if err := qbipctest.WaitReadable(c.Fd(), 5*time.Second); err != nil {
+		t.Fatalf("poll for the fake notification: %v", err)
 	}
 	err = c.Dispatch(func(n Notification) { t.Errorf("bogus notification delivered: %+v", n) })
 	wantCode(t, err, cs.ErrMessageError)

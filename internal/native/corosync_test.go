@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/corosync-go/quorum/internal/testcluster"
-	"golang.org/x/sys/unix"
 )
 
 // corosyncNode is node i of a real test cluster (internal/testcluster).
@@ -64,11 +63,4 @@ func (n *corosyncNode) dial(tb testing.TB) *Conn {
 		tb.Fatalf("Dial: %v", err)
 	}
 	return c
-}
-
-// waitReadable waits for fd to poll readable, at most d.
-func waitReadable(fd int, d time.Duration) bool {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, _ := unix.Poll(pfd, int(d/time.Millisecond))
-	return n > 0
 }

@@ -211,7 +211,7 @@ func dispatchAll(t *testing.T, c *Conn, want int) []Notification {
 	var got []Notification
 	deadline := time.Now().Add(5 * time.Second)
 	for len(got) < want && time.Now().Before(deadline) {
-		waitReadable(c.Fd(), 100*time.Millisecond)
+		_ = qbipctest.WaitReadable(c.Fd(), 100*time.Millisecond)
 		if err := c.Dispatch(func(n Notification) { got = append(got, n) }); err != nil {
 			t.Fatal(err)
 		}
@@ -374,7 +374,7 @@ func TestFakeBadEvents(t *testing.T) {
 		}
 		var derr error
 		for i := 0; i < 50 && derr == nil; i++ {
-			waitReadable(c.Fd(), 100*time.Millisecond)
+			_ = qbipctest.WaitReadable(c.Fd(), 100*time.Millisecond)
 			derr = c.Dispatch(func(n Notification) { t.Errorf("delivered %+v", n) })
 		}
 		var ce *cs.Error

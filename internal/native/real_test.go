@@ -14,6 +14,7 @@ import (
 	"github.com/corosync-go/quorum/internal/benchutil"
 	"github.com/corosync-go/quorum/internal/cs"
 	"github.com/corosync-go/quorum/internal/qbipc"
+	"github.com/corosync-go/quorum/internal/qbipc/qbipctest"
 	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
@@ -44,7 +45,7 @@ func collect(t *testing.T, c *Conn, want int, d time.Duration) []Notification {
 	var got []Notification
 	deadline := time.Now().Add(d)
 	for len(got) < want && time.Now().Before(deadline) {
-		waitReadable(c.Fd(), 200*time.Millisecond)
+		_ = qbipctest.WaitReadable(c.Fd(), 200*time.Millisecond)
 		if err := c.Dispatch(func(n Notification) { got = append(got, n) }); err != nil {
 			t.Fatalf("Dispatch: %v", err)
 		}
@@ -63,7 +64,7 @@ func collectChanges(t *testing.T, c *Conn, want int, d time.Duration, prev []uin
 	)
 	deadline := time.Now().Add(d)
 	for len(got) < want && time.Now().Before(deadline) {
-		waitReadable(c.Fd(), 200*time.Millisecond)
+		_ = qbipctest.WaitReadable(c.Fd(), 200*time.Millisecond)
 		err := c.Dispatch(func(n Notification) {
 			switch {
 			case n.Kind == KindNodeList && testcluster.Reformed(prev, n.Members, n.Joined, n.Left):
@@ -173,7 +174,7 @@ func TestRealKill(t *testing.T) {
 		}
 		collect(t, c, 2, 5*time.Second)
 		n.kill(t)
-		if !waitReadable(c.Fd(), 5*time.Second) {
+		if qbipctest.WaitReadable(c.Fd(), 5*time.Second) != nil {
 			t.Fatal("fd not readable 5 s after corosync was killed")
 		}
 		var err error

@@ -104,7 +104,7 @@ func TestHandshakeAndClose(t *testing.T) {
 			}
 		}
 		var b [1]byte
-		if err := waitReadable(sc.Setup, time.Second); err != nil {
+		if err := qbipctest.WaitReadable(sc.Setup, time.Second); err != nil {
 			t.Fatal("server did not see the hang-up")
 		}
 		if n, _ := unix.Read(sc.Setup, b[:]); n != 0 {
@@ -120,15 +120,6 @@ func TestHandshakeAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-}
-
-func waitReadable(fd int, d time.Duration) error {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(pfd, int(d/time.Millisecond))
-	if err == nil && n == 0 {
-		err = context.DeadlineExceeded
-	}
-	return err
 }
 
 // serve answers every request with respond(req) until the test ends.
@@ -190,7 +181,7 @@ func TestEvents(t *testing.T) {
 		if _, ok, err := c.ReadEvent(); ok || err != nil {
 			t.Fatalf("ReadEvent on an idle connection: %v %v", ok, err)
 		}
-		if waitReadable(c.Fd(), 50*time.Millisecond) == nil {
+		if qbipctest.WaitReadable(c.Fd(), 50*time.Millisecond) == nil {
 			t.Fatal("Fd readable with nothing queued")
 		}
 		var sent [][]byte
@@ -201,7 +192,7 @@ func TestEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := waitReadable(c.Fd(), time.Second); err != nil {
+		if err := qbipctest.WaitReadable(c.Fd(), time.Second); err != nil {
 			t.Fatalf("Fd not readable with events queued: %v", err)
 		}
 		for i, want := range sent {
@@ -215,7 +206,7 @@ func TestEvents(t *testing.T) {
 		}
 		// Every doorbell was read back as an acknowledgement, so the fd
 		// is quiet again.
-		if waitReadable(c.Fd(), 50*time.Millisecond) == nil {
+		if qbipctest.WaitReadable(c.Fd(), 50*time.Millisecond) == nil {
 			t.Fatal("Fd still readable after all events were read")
 		}
 	})
@@ -235,13 +226,13 @@ func TestLateDoorbell(t *testing.T) {
 	if err := sc.Doorbell(); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitReadable(c.Fd(), time.Second); err != nil {
+	if err := qbipctest.WaitReadable(c.Fd(), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := c.ReadEvent(); ok || err != nil {
 		t.Fatalf("ReadEvent: %v %v", ok, err)
 	}
-	if waitReadable(c.Fd(), 50*time.Millisecond) == nil {
+	if qbipctest.WaitReadable(c.Fd(), 50*time.Millisecond) == nil {
 		t.Fatal("late doorbell was not consumed")
 	}
 }
@@ -427,7 +418,7 @@ func TestHangUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		sc.HangUp()
-		if err := waitReadable(c.Fd(), time.Second); err != nil {
+		if err := qbipctest.WaitReadable(c.Fd(), time.Second); err != nil {
 			t.Fatalf("Fd not readable after hang-up: %v", err)
 		}
 		// The queued event still arrives, then the loss.
@@ -837,7 +828,7 @@ func TestDispatchDuringRequests(t *testing.T) {
 			n := 0
 			deadline := time.Now().Add(10 * time.Second)
 			for n < events && time.Now().Before(deadline) {
-				_ = waitReadable(c.Fd(), 50*time.Millisecond)
+				_ = qbipctest.WaitReadable(c.Fd(), 50*time.Millisecond)
 				for {
 					m, ok, err := c.ReadEvent()
 					if err != nil {
@@ -961,7 +952,7 @@ func TestDoorbellBackpressure(t *testing.T) {
 			}
 			// Doorbells still in flight after the last response.
 			for rang < n {
-				if err := waitReadable(sc.Setup, time.Second); err != nil {
+				if err := qbipctest.WaitReadable(sc.Setup, time.Second); err != nil {
 					t.Fatalf("%d doorbells for %d requests", rang, n)
 				}
 				k, _ := unix.Read(sc.Setup, b[:])
@@ -973,7 +964,7 @@ func TestDoorbellBackpressure(t *testing.T) {
 			return
 		default:
 		}
-		if waitReadable(sc.Setup, 20*time.Millisecond) == nil {
+		if qbipctest.WaitReadable(sc.Setup, 20*time.Millisecond) == nil {
 			k, _ := unix.Read(sc.Setup, b[:])
 			rang += k
 		}
@@ -1003,7 +994,7 @@ func TestFlatNames(t *testing.T) {
 		if err := sc.SendEvent(resp(5, 32, 1)); err != nil {
 			t.Fatal(err)
 		}
-		if err := waitReadable(c.Fd(), 5*time.Second); err != nil {
+		if err := qbipctest.WaitReadable(c.Fd(), 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if ev, ok, err := c.ReadEvent(); err != nil || !ok || len(ev) != 32 {

@@ -358,7 +358,7 @@ func (c *Conn) ReadRequest(d time.Duration) ([]byte, error) {
 
 func (c *Conn) readRequest(d time.Duration) ([]byte, error) {
 	if c.ctl != nil {
-		if err := waitIn(c.reqSock, d); err != nil {
+		if err := WaitReadable(c.reqSock, d); err != nil {
 			return nil, err
 		}
 		buf := make([]byte, 1<<21)
@@ -448,7 +448,7 @@ func (c *Conn) Close() {
 func readFull(fd int, b []byte, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for got := 0; got < len(b); {
-		if err := waitIn(fd, time.Until(deadline)); err != nil {
+		if err := WaitReadable(fd, time.Until(deadline)); err != nil {
 			return err
 		}
 		n, err := unix.Read(fd, b[got:])
@@ -466,17 +466,27 @@ func readFull(fd int, b []byte, d time.Duration) error {
 	return nil
 }
 
-func waitIn(fd int, d time.Duration) error {
-	if d < 0 {
-		d = 0
-	}
+// WaitReadable waits at most d for fd to poll readable (or hung up). It
+// returns context.DeadlineExceeded when d passes first, and it restarts
+// poll(2) on EINTR: the Go runtime preempts with SIGURG, so an interrupted
+// poll is routine and must not read as a failure.
+func WaitReadable(fd int, d time.Duration) error {
+	deadline := time.Now().Add(d)
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(pfd, int(d/time.Millisecond))
-	if err != nil {
-		return err
+	for {
+		left := max(time.Until(deadline), 0)
+		n, err := unix.Poll(pfd, int(left/time.Millisecond))
+		// The Go runtime preempts with SIGURG, so poll(2) returning
+		// EINTR is routine, not a failure of the peer.
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return context.DeadlineExceeded
+		}
+		return nil
 	}
-	if n == 0 {
-		return context.DeadlineExceeded
-	}
-	return nil
 }
