@@ -40,7 +40,9 @@ type voteConn interface {
 
 // voteBackend is a Backend that can also open a voteConn: this package's
 // backends are; a Backend of another package is not, and a Client opened
-// WithPicture on one fails with ErrNotSupported.
+// WithPicture on one fails with ErrNotSupported. conn is the quorum
+// connection the voteConn goes with, just made by Connect (a backend may
+// reuse what it learnt of the server).
 type voteBackend interface {
-	connectVotes(ctx context.Context, p ConnectParams) (voteConn, error)
+	connectVotes(ctx context.Context, p ConnectParams, conn Conn) (voteConn, error)
 }
