@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/corosync-go/quorum/internal/model"
 )
 
 // Client is one connection to corosync's quorum service, shared by any
@@ -28,19 +30,26 @@ type Client struct {
 	stop    context.CancelFunc // called by Close and by the pump as it exits
 	done    chan struct{}      // closed by the pump, last, once everything is released
 
+	// The pump's callbacks for Dispatch, made once so that a dispatch
+	// allocates no method value.
+	notifyFn     func(Notification)
+	voteNotifyFn func(model.VoteEvent)
+
 	// mu guards the fields below. The pump holds it while it dispatches and
 	// fans out, which never blocks, so nobody waits on corosync for it.
 	mu      sync.Mutex
 	life    lifecycle
-	err     error                    // the terminal error the Client stopped with; nil if closed
-	sess    *session                 // the pump's current connection; nil while disconnected
-	down    error                    // why corosync cannot be reached, once subscribers were told
-	view    view                     // the state as corosync last described it
-	subs    map[*subscriber]struct{} // the live subscriptions
-	ended   []*subscriber            // ended subscriptions whose channels the pump has still to close
-	attempt context.CancelFunc       // the pump's: ends its connection attempt in progress
-	batch   []QuorumEvent            // the pump's: events of the dispatch in progress
-	woken   bool                     // a wake-up is on its way to the pump, which clears it
+	err     error                       // the terminal error the Client stopped with; nil if closed
+	sess    *session                    // the pump's current connection; nil while disconnected
+	down    error                       // why corosync cannot be reached, once subscribers were told
+	view    view                        // the state as corosync last described it
+	subs    map[*subscriber]struct{}    // the live subscriptions
+	pic     Picture                     // WithPicture: the picture as last published
+	picSubs map[*picSubscriber]struct{} // the live picture subscriptions
+	ended   []channelCloser             // ended subscriptions whose channels the pump has still to close
+	attempt context.CancelFunc          // the pump's: ends its connection attempt in progress
+	batch   []QuorumEvent               // the pump's: events of the dispatch in progress
+	woken   bool                        // a wake-up is on its way to the pump, which clears it
 }
 
 // lifecycle is where a Client is in its life. It only moves forward.
@@ -93,14 +102,14 @@ func Open(ctx context.Context, opts ...OpenOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := c.firstConnect(ctx)
+	sess, err := c.firstConnect(ctx)
 	if err != nil {
 		c.poll.close()
 		c.stop()
 		return nil, err
 	}
-	c.sess = newSession(conn, false)
-	go c.run(conn)
+	c.sess = sess
+	go c.run(sess)
 	return c, nil
 }
 
@@ -119,19 +128,21 @@ func newClient(set settings, private bool) (*Client, error) {
 		poll:    p,
 		done:    make(chan struct{}),
 		subs:    make(map[*subscriber]struct{}),
+		picSubs: make(map[*picSubscriber]struct{}),
 	}
+	c.notifyFn, c.voteNotifyFn = c.notify, c.voteNotify
 	c.stopCtx, c.stop = context.WithCancel(context.Background())
 	return c, nil
 }
 
 // firstConnect is Open's connecting, on the caller's goroutine.
-func (c *Client) firstConnect(ctx context.Context) (Conn, error) {
+func (c *Client) firstConnect(ctx context.Context) (*session, error) {
 	var last error // the last failure that was not the context's
 	for attempt := 0; ; attempt++ {
-		conn, err := c.connect(ctx)
+		sess, err := c.connect(ctx)
 		switch {
 		case err == nil:
-			return conn, nil
+			return sess, nil
 		case ctx.Err() != nil:
 			return nil, giveUp(ctx, last, err)
 		case !c.set.reconnect || !retryable(err):
@@ -239,29 +250,29 @@ func Subscribe(ctx context.Context, flags TrackFlags, opts ...Option) (<-chan Qu
 	if err != nil {
 		return nil, err
 	}
-	conn, err := c.connect(ctx)
+	sess, err := c.connect(ctx)
 	switch {
 	case err == nil:
-		c.sess = newSession(conn, false)
+		c.sess = sess
 	case ctx.Err() != nil:
 		err = giveUp(ctx, nil, err)
 	case c.set.reconnect && retryable(err):
 		// Not reachable now: the stream says so and the pump retries.
-		c.down, err, conn = err, nil, nil
+		c.down, err, sess = err, nil, nil
 	}
 	var ch <-chan QuorumEvent
 	if err == nil {
 		ch, err = c.subscribe(ctx, flags, set.lossless)
 	}
 	if err != nil {
-		if conn != nil {
-			conn.Close()
+		if sess != nil {
+			sess.close()
 		}
 		c.poll.close()
 		c.stop()
 		return nil, err
 	}
-	go c.run(conn)
+	go c.run(sess)
 	return ch, nil
 }
 

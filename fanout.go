@@ -155,6 +155,17 @@ func (c *Client) end(s *subscriber, final *QuorumEvent) {
 			s.ch <- ev // the reserved slot: len(s.ch) <= s.limit here
 		}
 	}
+	c.retireLocked(s)
+}
+
+// channelCloser is an ended subscription whose channel the pump closes.
+type channelCloser interface{ closeCh() }
+
+func (s *subscriber) closeCh() { close(s.ch) }
+
+// retireLocked queues the channel of s, just ended, for the pump to close,
+// and makes the pump do it promptly.
+func (c *Client) retireLocked(s channelCloser) {
 	c.ended = append(c.ended, s)
 	if c.private && c.life == running {
 		c.life = closing

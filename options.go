@@ -27,13 +27,15 @@ type SubscribeOption interface {
 }
 
 type settings struct {
-	backend     Backend
-	lossless    int // 0: coalesce to latest
-	reconnect   bool
-	backoffMin  time.Duration
-	backoffMax  time.Duration
-	trustedUIDs []uint32
-	err         error // the first invalid option
+	backend        Backend
+	lossless       int // 0: coalesce to latest
+	reconnect      bool
+	backoffMin     time.Duration
+	backoffMax     time.Duration
+	trustedUIDs    []uint32
+	picture        bool          // WithPicture
+	pictureRefresh time.Duration // WithPictureRefresh; 0: none
+	err            error         // the first invalid option
 }
 
 const (
@@ -120,6 +122,30 @@ func WithoutReconnect() OpenOption {
 func WithTrustedUIDs(uids ...uint32) OpenOption {
 	return openOption{option{func(s *settings) {
 		s.trustedUIDs = append(s.trustedUIDs[:len(s.trustedUIDs):len(s.trustedUIDs)], uids...)
+	}}}
+}
+
+// WithPicture makes the Client keep the whole picture (see Picture): it opens
+// connections to votequorum and cmap beside the quorum service's, and
+// re-reads votequorum after every change corosync notifies. Only this
+// package's backends provide it.
+func WithPicture() OpenOption {
+	return openOption{option{func(s *settings) { s.picture = true }}}
+}
+
+// WithPictureRefresh is WithPicture that also re-reads votequorum every d.
+// corosync sends no notification when votes, expected votes or the quorum
+// threshold change without quorate changing (another node's
+// corosync-quorumtool -v or -e, a quorum device's vote): without a refresh,
+// such a change shows at the next change that is notified. Each refresh
+// costs one round trip per node, plus one.
+func WithPictureRefresh(d time.Duration) OpenOption {
+	return openOption{option{func(s *settings) {
+		if d <= 0 {
+			s.fail("WithPictureRefresh(%v): want a positive interval (leave it out for no refresh)", d)
+			return
+		}
+		s.picture, s.pictureRefresh = true, d
 	}}}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
@@ -25,7 +26,7 @@ type poller struct {
 	file   *os.File // owns the epoll fd
 	rc     syscall.RawConn
 	wakeFd int
-	connFd int // -1 when none is registered
+	conns  []int // the backend's fds registered, none while disconnected
 	events [4]unix.EpollEvent
 	dl     time.Time // the deadline currently set on file
 
@@ -64,7 +65,7 @@ func newPoller() (*poller, error) {
 		unix.Close(wfd)
 		return nil, fmt.Errorf("quorum: epoll fd: %w", err)
 	}
-	p := &poller{file: f, rc: rc, wakeFd: wfd, connFd: -1}
+	p := &poller{file: f, rc: rc, wakeFd: wfd}
 	p.readFn = p.check
 	return p, nil
 }
@@ -82,41 +83,43 @@ func (p *poller) check(epfd uintptr) bool {
 		return true
 	}
 	for _, ev := range p.events[:n] {
-		switch int(ev.Fd) {
-		case p.wakeFd:
+		if int(ev.Fd) == p.wakeFd {
 			p.res.woken = true
-		case p.connFd:
+		} else {
 			p.res.conn = true
 		}
 	}
 	return n > 0
 }
 
-// setConn registers fd (level-triggered: it stays ready until the backend
-// has drained it) in place of any previous one. fd < 0 only removes.
-func (p *poller) setConn(fd int) error {
+// setConns registers fds (level-triggered: each stays ready until the
+// backend has drained it) in place of the previous ones; no fds only
+// removes. A descriptor given twice is registered once.
+func (p *poller) setConns(fds ...int) error {
 	var err error
 	cerr := p.rc.Control(func(epfd uintptr) {
-		if p.connFd >= 0 {
+		for _, fd := range p.conns {
 			// The fd may already be closed by a dying connection; epoll
 			// forgets closed fds by itself, so ENOENT/EBADF are fine.
-			_ = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_DEL, p.connFd, nil)
-			p.connFd = -1
+			_ = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_DEL, fd, nil)
 		}
-		if fd >= 0 {
-			ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-			if err = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_ADD, fd, &ev); err == nil {
-				p.connFd = fd
+		p.conns = p.conns[:0]
+		for _, fd := range fds {
+			if fd < 0 || slices.Contains(p.conns, fd) {
+				continue
 			}
+			ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+			if err = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+				err = fmt.Errorf("quorum: cannot watch the backend's fd %d: %w", fd, err)
+				return
+			}
+			p.conns = append(p.conns, fd)
 		}
 	})
 	if cerr != nil {
 		return cerr
 	}
-	if err != nil {
-		return fmt.Errorf("quorum: cannot watch the backend's fd %d: %w", fd, err)
-	}
-	return nil
+	return err
 }
 
 // wake makes a wait in progress (or the next one) return. Safe from any

@@ -16,7 +16,7 @@ func newPoller() (*poller, error) {
 		"(corosync itself runs on Linux)", ErrNotSupported)
 }
 
-func (*poller) setConn(int) error                  { return nil }
+func (*poller) setConns(...int) error              { return nil }
 func (*poller) wake()                              {}
 func (*poller) wait(time.Time) (waitResult, error) { return waitResult{}, nil }
 func (*poller) close()                             {}

@@ -4,6 +4,7 @@ package quorum
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,9 +15,9 @@ import (
 // call (the netpoller is not involved), which costs an OS thread per Client
 // but no wake-up while idle.
 type poller struct {
-	wakeR, wakeW int // the pipe; wake writes a byte, wait drains it
-	connFd       int // -1 when none
-	fds          [2]unix.PollFd
+	wakeR, wakeW int           // the pipe; wake writes a byte, wait drains it
+	conns        []int         // the backend's fds, none while disconnected
+	fds          []unix.PollFd // wait's, kept to reuse its array
 }
 
 func newPoller() (*poller, error) {
@@ -32,11 +33,16 @@ func newPoller() (*poller, error) {
 			return nil, fmt.Errorf("quorum: pipe: %w", err)
 		}
 	}
-	return &poller{wakeR: p[0], wakeW: p[1], connFd: -1}, nil
+	return &poller{wakeR: p[0], wakeW: p[1]}, nil
 }
 
-func (p *poller) setConn(fd int) error {
-	p.connFd = fd
+func (p *poller) setConns(fds ...int) error {
+	p.conns = p.conns[:0]
+	for _, fd := range fds {
+		if fd >= 0 && !slices.Contains(p.conns, fd) {
+			p.conns = append(p.conns, fd)
+		}
+	}
 	return nil
 }
 
@@ -57,12 +63,11 @@ func (p *poller) wait(deadline time.Time) (waitResult, error) {
 			}
 			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
 		}
-		p.fds[0] = unix.PollFd{Fd: int32(p.wakeR), Events: unix.POLLIN}
-		fds := p.fds[:1]
-		if p.connFd >= 0 {
-			p.fds[1] = unix.PollFd{Fd: int32(p.connFd), Events: unix.POLLIN}
-			fds = p.fds[:2]
+		fds := append(p.fds[:0], unix.PollFd{Fd: int32(p.wakeR), Events: unix.POLLIN})
+		for _, fd := range p.conns {
+			fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 		}
+		p.fds = fds
 		n, err := unix.Poll(fds, timeout)
 		if err == unix.EINTR {
 			continue
@@ -82,8 +87,10 @@ func (p *poller) wait(deadline time.Time) (waitResult, error) {
 				}
 			}
 		}
-		if len(fds) == 2 && fds[1].Revents != 0 {
-			r.conn = true
+		for _, fd := range fds[1:] {
+			if fd.Revents != 0 {
+				r.conn = true
+			}
 		}
 		return r, nil
 	}

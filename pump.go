@@ -13,9 +13,11 @@ import (
 // with the Client's mu held; Subscribe, Quorate and State read it there.
 type session struct {
 	conn   Conn
+	votes  voteConn    // WithPicture: votequorum and cmap; nil otherwise
 	snap   snapState   // how far trackstart's snapshot has come
 	resync bool        // the snapshot follows a loss: a view was known before it
 	held   QuorumEvent // the snapshot's nodelist event, while snap is snapQuorum
+	pic    picSession  // WithPicture: how far the picture is read
 }
 
 // snapState follows the snapshot that trackstart queues on a connection:
@@ -28,23 +30,28 @@ const (
 	snapDone                      // the view is corosync's current state
 )
 
-func newSession(conn Conn, resync bool) *session {
-	return &session{conn: conn, resync: resync}
+// close releases the session's connections; it may run concurrently with
+// requests on them, which it ends.
+func (s *session) close() {
+	if s.votes != nil {
+		s.votes.Close()
+	}
+	s.conn.Close()
 }
 
 // run is the pump: the one goroutine that waits on the connection, reads
-// it, reconnects, feeds every subscriber and closes every channel. conn is
+// it, reconnects, feeds every subscriber and closes every channel. sess is
 // the connection made on the caller's goroutine, or nil when corosync could
 // not be reached there.
-func (c *Client) run(conn Conn) {
+func (c *Client) run(sess *session) {
 	defer c.exit()
 	for {
-		if conn == nil {
-			if conn = c.reconnect(); conn == nil {
+		if sess == nil {
+			if sess = c.reconnect(); sess == nil {
 				return
 			}
 		}
-		err := c.serve(conn)
+		err := c.serve(sess)
 		c.mu.Lock()
 		c.sess = nil // before Close, so that a request it cuts off knows why
 		if c.life == running {
@@ -52,21 +59,21 @@ func (c *Client) run(conn Conn) {
 		}
 		stop := c.life != running
 		c.mu.Unlock()
-		_ = c.poll.setConn(-1)
-		conn.Close()
+		_ = c.poll.setConns()
+		sess.close()
 		if stop {
 			return
 		}
-		conn = nil
+		sess = nil
 	}
 }
 
-// serve dispatches conn until it fails (returning why) or the Client stops
-// running (returning nil).
-func (c *Client) serve(conn Conn) error {
-	notify := c.notify // one method value, not one per dispatch
+// serve dispatches sess until it fails (returning why) or the Client stops
+// running (returning nil). With a picture, it re-reads votequorum between
+// waits whenever the picture is stale and the connection's state settled.
+func (c *Client) serve(sess *session) error {
 	for {
-		r, err := c.poll.wait(time.Time{})
+		r, err := c.poll.wait(c.picDeadline(sess))
 		if err != nil {
 			return err
 		}
@@ -77,32 +84,53 @@ func (c *Client) serve(conn Conn) error {
 			return nil
 		}
 		if r.conn {
-			err = conn.Dispatch(notify)
-			c.flush()
+			err = c.dispatchLocked(sess)
+		}
+		if r.timedOut {
+			c.picTimerLocked(sess)
 		}
 		c.closeEndedLocked()
+		refresh := err == nil && c.picDueLocked(sess)
 		c.mu.Unlock()
+		if refresh {
+			err = c.refreshPicture(sess)
+		}
 		if err != nil {
 			return err
 		}
 	}
 }
 
+// dispatchLocked reads what is queued on the session's connections and
+// hands the events to the subscribers.
+func (c *Client) dispatchLocked(sess *session) error {
+	err := sess.conn.Dispatch(c.notifyFn)
+	if err == nil && sess.votes != nil {
+		err = sess.votes.Dispatch(c.voteNotifyFn)
+	}
+	if n := len(c.batch); n > 0 && sess.votes != nil {
+		// A change whose quorum event has not come yet is half delivered.
+		c.viewChangedLocked(sess, c.batch[n-1].Kind == EventNodeList)
+	}
+	c.flush()
+	return err
+}
+
 // reconnect tries, after a backoff each time, until it has a tracking
 // connection (returned) or the Client stops running (nil).
-func (c *Client) reconnect() Conn {
+func (c *Client) reconnect() *session {
 	for attempt := 0; ; {
 		if !c.sleep(c.backoff(attempt)) {
 			return nil
 		}
-		conn, interrupted, err := c.tryConnect()
+		sess, interrupted, err := c.tryConnect()
 		c.mu.Lock()
 		switch {
 		case c.life != running:
 			c.mu.Unlock()
-			if conn != nil {
-				_ = c.poll.setConn(-1)
-				conn.Close()
+			if sess != nil {
+				_ = c.poll.setConns()
+				sess.close()
 			}
 			return nil
 		case interrupted:
@@ -113,13 +141,14 @@ func (c *Client) reconnect() Conn {
 			attempt = 0
 			continue
 		case err == nil:
-			c.sess = newSession(conn, !c.view.time.IsZero())
+			sess.resync = !c.view.time.IsZero()
+			c.sess = sess
 			if c.down != nil {
 				c.broadcast(c.unknownEvent(EventReconnected, nil))
 				c.down = nil
 			}
 			c.mu.Unlock()
-			return conn
+			return sess
 		case !retryable(err):
 			c.failLocked(err, EventError)
 			c.mu.Unlock()
@@ -133,17 +162,17 @@ func (c *Client) reconnect() Conn {
 
 // tryConnect makes one connection attempt under a context that Close, and
 // the end of a subscription, can cut short (then interrupted is set).
-func (c *Client) tryConnect() (conn Conn, interrupted bool, err error) {
+func (c *Client) tryConnect() (sess *session, interrupted bool, err error) {
 	ctx, cancel := context.WithCancel(c.stopCtx)
 	defer cancel()
 	c.mu.Lock()
 	c.attempt = cancel
 	c.mu.Unlock()
-	conn, err = c.connect(ctx)
+	sess, err = c.connect(ctx)
 	c.mu.Lock()
 	c.attempt = nil
 	c.mu.Unlock()
-	return conn, err != nil && ctx.Err() != nil && c.stopCtx.Err() == nil, err
+	return sess, err != nil && ctx.Err() != nil && c.stopCtx.Err() == nil, err
 }
 
 // sleep waits for d on the poller, closing the channels of subscriptions
@@ -170,20 +199,29 @@ func (c *Client) sleep(d time.Duration) bool {
 }
 
 // connect opens a connection, starts tracking on it (the snapshot is then
-// queued on it) and makes the poller watch it.
-func (c *Client) connect(ctx context.Context) (Conn, error) {
+// queued on it) and makes the poller watch it; WithPicture, the same for
+// votequorum and cmap.
+func (c *Client) connect(ctx context.Context) (*session, error) {
 	conn, err := c.set.backend.Connect(ctx, ConnectParams{TrustedUIDs: c.set.trustedUIDs})
 	if err != nil {
 		return nil, fromInternal(err)
 	}
-	if err = conn.TrackStart(ctx, TrackCurrent|TrackChanges); err == nil {
-		err = c.poll.setConn(conn.Fd())
+	sess := &session{conn: conn}
+	if err = conn.TrackStart(ctx, TrackCurrent|TrackChanges); err == nil && c.set.picture {
+		err = c.connectVotes(ctx, sess)
+	}
+	if err == nil {
+		fds := []int{conn.Fd()}
+		if sess.votes != nil {
+			fds = append(fds, sess.votes.Fds()...)
+		}
+		err = c.poll.setConns(fds...)
 	}
 	if err != nil {
-		conn.Close()
+		sess.close()
 		return nil, fromInternal(err)
 	}
-	return conn, nil
+	return sess, nil
 }
 
 func retryable(err error) bool {
@@ -216,6 +254,9 @@ func (c *Client) loseLocked(err error) {
 // reconnection that is the end.
 func (c *Client) downLocked(err error) {
 	c.view.quorate = false // unknown is never reported as quorate
+	if c.set.picture {
+		c.picDownLocked(err)
+	}
 	if !c.set.reconnect {
 		c.failLocked(err, EventDisconnected)
 		return
@@ -242,6 +283,7 @@ func (c *Client) failLocked(err error, kind EventKind) {
 	for s := range c.subs {
 		c.end(s, &ev)
 	}
+	c.endPicsLocked(err)
 }
 
 // closeEndedLocked closes the channels of the subscriptions that ended. A
@@ -252,7 +294,7 @@ func (c *Client) closeEndedLocked() {
 		return
 	}
 	for i, s := range c.ended {
-		close(s.ch)
+		s.closeCh()
 		c.ended[i] = nil
 	}
 	c.ended = c.ended[:0]
@@ -268,6 +310,7 @@ func (c *Client) exit() {
 		for s := range c.subs {
 			c.end(s, &final)
 		}
+		c.endPicsLocked(ErrClosed)
 	}
 	c.life = exited
 	ended := c.ended
@@ -276,7 +319,7 @@ func (c *Client) exit() {
 	c.poll.close()
 	c.stop()
 	for _, s := range ended {
-		close(s.ch)
+		s.closeCh()
 	}
 	close(c.done)
 }
