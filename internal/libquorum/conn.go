@@ -210,19 +210,9 @@ func (c *Conn) initialize(trustedUIDs []uint32) error {
 // epoll set of the event socket and of the setup socket, so that it turns
 // readable on events and on the server's exit alike.
 func (c *Conn) makePollFd(event, setup int) error {
-	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ep, err := pollSet(opInit, event, setup)
 	if err != nil {
-		return &cs.Error{Op: opInit, Code: cs.ErrLibrary, Err: fmt.Errorf("epoll_create1: %w", err)}
-	}
-	for _, m := range []struct {
-		fd     int
-		events uint32
-	}{{event, unix.EPOLLIN}, {setup, unix.EPOLLRDHUP}} {
-		ev := unix.EpollEvent{Events: m.events, Fd: int32(m.fd)}
-		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, m.fd, &ev); err != nil {
-			unix.Close(ep)
-			return &cs.Error{Op: opInit, Code: cs.ErrLibrary, Err: fmt.Errorf("epoll_ctl: %w", err)}
-		}
+		return err
 	}
 	c.pollFd = ep
 	return nil

@@ -28,9 +28,18 @@ type server struct {
 	// sockets get no hang-up). -1 when fd itself shows it, or when it could
 	// not be told apart.
 	hangup int
+	// service is the libqb service name, "quorum", "votequorum" or "cmap":
+	// its listener's name and the prefix of its library's initialize.
+	service string
 }
 
 // inspect finds out who serves libquorum's descriptor fd.
+func inspect(fd int, before map[uint64]bool) (server, error) {
+	return inspectService(fd, before, "quorum")
+}
+
+// inspectService finds out who serves the descriptor fd of a connection to
+// corosync's libqb service of that name, as inspect does for libquorum's.
 //
 // With corosync's default shared-memory IPC, fd is libqb's setup stream
 // socket: SO_PEERCRED gives the server's pid and uid, and shutting the socket
@@ -46,7 +55,7 @@ type server struct {
 // The setup socket, which shows the server's exit, is found in socket mode
 // among the stream sockets that appeared since before (see socketInodes)
 // and are connected to the server process.
-func inspect(fd int, before map[uint64]bool) (server, error) {
+func inspectService(fd int, before map[uint64]bool, service string) (server, error) {
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
 		return server{}, fmt.Errorf("SO_TYPE on fd %d: %w", fd, err)
@@ -56,7 +65,7 @@ func inspect(fd int, before map[uint64]bool) (server, error) {
 		if err != nil {
 			return server{}, fmt.Errorf("SO_PEERCRED on fd %d: %w", fd, err)
 		}
-		return server{pid: cred.Pid, uid: cred.Uid, wake: []int{fd}, hangup: -1}, nil
+		return server{pid: cred.Pid, uid: cred.Uid, wake: []int{fd}, hangup: -1, service: service}, nil
 	}
 	if typ != unix.SOCK_DGRAM {
 		return server{}, fmt.Errorf("fd %d is neither a stream nor a datagram socket (SO_TYPE %d)", fd, typ)
@@ -82,7 +91,7 @@ func inspect(fd int, before map[uint64]bool) (server, error) {
 	if !ok {
 		return server{}, errors.New("the kernel does not report socket owners (sock_diag UNIX_DIAG_UID needs Linux 5.3)")
 	}
-	s := server{pid: -1, claimed: true, uid: uid, hangup: -1}
+	s := server{pid: -1, claimed: true, uid: uid, hangup: -1, service: service}
 
 	// libqb names the server's sockets <dir>/qb-<service>-<suffix>, where dir
 	// is /dev/shm/qb-<server pid>-<client pid>-<fd>-<random> (libqb 1.0.4
@@ -101,7 +110,7 @@ func inspect(fd int, before map[uint64]bool) (server, error) {
 		rest, ok = base[i+len("/qb-"):], true
 	} else {
 		// An abstract name, which Go prints with a leading '@'.
-		rest, ok = strings.CutPrefix(strings.TrimPrefix(base, "@"), "qb-quorum-")
+		rest, ok = strings.CutPrefix(strings.TrimPrefix(base, "@"), "qb-"+service+"-")
 	}
 	if f := strings.SplitN(rest, "-", 2); ok && len(f) == 2 {
 		if pid, err := strconv.ParseInt(f[0], 10, 32); err == nil {
@@ -112,7 +121,7 @@ func inspect(fd int, before map[uint64]bool) (server, error) {
 		s.wake = []int{r}
 	}
 	if s.pid > 0 {
-		s.hangup = findSetup(before, s.pid)
+		s.hangup = findSetup(before, s.pid, service)
 	}
 	return s, nil
 }
@@ -146,10 +155,10 @@ func socketInode(path string) (uint64, bool) {
 }
 
 // findSetup returns the stream socket, opened since before, that is
-// connected to libqb's "quorum" listener in process pid, or -1 unless there
+// connected to libqb's listener of service in process pid, or -1 unless there
 // is exactly one. More than one means another connection to the same server
 // was being opened concurrently: then neither can be told apart.
-func findSetup(before map[uint64]bool, pid int32) int {
+func findSetup(before map[uint64]bool, pid int32, service string) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return -1
@@ -167,7 +176,7 @@ func findSetup(before map[uint64]bool, pid int32) int {
 		if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
 			continue
 		}
-		if n, err := peerName(fd); err != nil || n != "@quorum" {
+		if n, err := peerName(fd); err != nil || n != "@"+service {
 			continue
 		}
 		if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err != nil || cred.Pid != pid {
@@ -239,16 +248,18 @@ func (s server) check(trustedUIDs []uint32) error {
 	if s.claimed {
 		who = fmt.Sprintf("pid %d by its socket names", s.pid)
 	}
-	return &cs.Error{Op: opInit, Code: cs.ErrSecurity, Err: fmt.Errorf(
-		"the process answering on corosync's quorum socket (%s) runs as uid %d, which is neither root "+
+	return &cs.Error{Op: s.service + "_initialize", Code: cs.ErrSecurity, Err: fmt.Errorf(
+		"the process answering on corosync's %s socket (%s) runs as uid %d, which is neither root "+
 			"nor a trusted uid; refusing it, because any local user can bind that abstract socket while corosync "+
 			"is down. If corosync really runs as uid %d, allow it with the option quorum.WithTrustedUIDs(%d)",
-		who, s.uid, s.uid, s.uid)}
+		s.service, who, s.uid, s.uid, s.uid)}
 }
 
-func untrusted(err error) error {
-	return &cs.Error{Op: opInit, Code: cs.ErrSecurity,
-		Err: fmt.Errorf("cannot tell who serves corosync's quorum socket, so it cannot be trusted: %w", err)}
+func untrusted(err error) error { return untrustedService("quorum", err) }
+
+func untrustedService(service string, err error) error {
+	return &cs.Error{Op: service + "_initialize", Code: cs.ErrSecurity,
+		Err: fmt.Errorf("cannot tell who serves corosync's %s socket, so it cannot be trusted: %w", service, err)}
 }
 
 // sock_diag for AF_UNIX, from <linux/unix_diag.h>.
