@@ -94,6 +94,25 @@
 // snapshot, with empty Joined and Left, once corosync is back. Open instead
 // waits for corosync until its context ends.
 //
+// # The whole picture
+//
+// A Client opened WithPicture also keeps what corosync-quorumtool -s shows:
+// the quorum provider, this node's id, expected votes, highest expected,
+// total votes, quorum, votequorum's flags, every node with its name, votes,
+// state and quorum device state, and the quorum device. Picture returns it
+// from the cache (no round trip); SubscribePicture streams a new value
+// whenever any part of it changes, with the channel contract above (a
+// coalescing channel keeps the newest value, which is the whole state).
+//
+// Changes of membership and quorum come at once, with Syncing set while
+// votequorum is re-read; the complete value follows. corosync notifies
+// nothing when votes or the quorum threshold change without quorate
+// changing (another node's corosync-quorumtool -v or -e, say): such a change
+// shows at the next notified change, or within the interval given to
+// WithPictureRefresh. SetExpectedVotes and SetVotes are the administrative
+// calls of corosync-quorumtool -e and -v. Without a quorum provider corosync
+// reports every partition quorate; Picture.Provider is then empty.
+//
 // # Backends
 //
 // A Backend opens connections. NativeBackend speaks corosync's IPC protocol
