@@ -19,7 +19,7 @@ DEMO_SIM ?=
 # The binaries live in a temporary folder for one run: stamping them with
 # VCS data buys nothing, and fails for a user who does not own the checkout.
 DEMO_BUILDFLAGS := -buildvcs=false
-DEMO_PKGS := corosync libquorum-dev libcorosync-common-dev pkg-config iproute2 util-linux gcc libc6-dev
+DEMO_PKGS := corosync libquorum-dev libvotequorum-dev libcmap-dev libcorosync-common-dev pkg-config iproute2 util-linux gcc libc6-dev
 
 # Each recipe runs in one shell, so that its temporary folder and traps
 # cover all of its lines.
