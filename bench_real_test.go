@@ -35,7 +35,7 @@ func BenchmarkClientQuorate(b *testing.B) {
 				b.Skip("the corosync of this network namespace serves one IPC type; bench/quorate.sh starts one per type")
 			case !here:
 				cl := testcluster.Start(b, 1, v.opts...)
-				backend = nodeBackend{cl, 1, v.backend}
+				backend = nodeBackend(cl, 1, v.backend)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			client, err := quorum.Open(ctx, quorum.WithBackend(backend))

@@ -596,7 +596,7 @@ type realEnv struct {
 	cuts   map[int]bool
 }
 
-func (e *realEnv) backend(i int) quorum.Backend { return nodeBackend{e.cl, i, e.inner} }
+func (e *realEnv) backend(i int) quorum.Backend { return nodeBackend(e.cl, i, e.inner) }
 func (e *realEnv) wait() time.Duration          { return 60 * time.Second }
 func (e *realEnv) kill(t *testing.T, i int)     { must(t, e.cl.Kill(i)) }
 func (e *realEnv) start(t *testing.T, i int)    { must(t, e.cl.Start(i)) }
@@ -717,23 +717,12 @@ func TestHelperQuorate(t *testing.T) {
 	fmt.Printf("quorate=%v\n", q)
 }
 
-// nodeBackend connects inner from inside node i's network namespace.
-type nodeBackend struct {
-	cl    *testcluster.Cluster
-	i     int
-	inner quorum.Backend
-}
-
-func (b nodeBackend) Connect(ctx context.Context, p quorum.ConnectParams) (quorum.Conn, error) {
-	var conn quorum.Conn
-	var err error
-	if e := b.cl.InNode(b.i, func() error {
-		conn, err = b.inner.Connect(ctx, p)
-		return nil
-	}); e != nil {
-		return nil, e
-	}
-	return conn, err
+// nodeBackend connects inner from inside node i's network namespace, the
+// picture's connections included.
+func nodeBackend(cl *testcluster.Cluster, i int, inner quorum.Backend) quorum.Backend {
+	return quorum.InNamespace(inner, func(f func()) error {
+		return cl.InNode(i, func() error { f(); return nil })
+	})
 }
 
 // variant is a real backend on a real cluster in one IPC mode.
