@@ -169,7 +169,7 @@ func fakeCMap(f *fakeQuorum) func(req []byte) []byte {
 		}
 		b := reply(CMapResGet, 40, cs.OK)
 		le.PutUint64(b[24:], 8)
-		b[32] = 9 // ICMAP_VALUETYPE_UINT64; no value was asked for
+		b[32] = 8 // CMAP_VALUETYPE_UINT64; no value was asked for
 		return b
 	}
 }
@@ -336,7 +336,14 @@ func TestGuard(t *testing.T) {
 		{Corosync2, Service, -1, false},
 		{Corosync2, CMapService, CMapReqGet, true},
 		{Corosync2, CMapService, CMapReqTrackDelete + 1, false},
-		{Corosync2, "votequorum", 0, false}, // no table: nothing goes
+		{Corosync2, CMapService, CMapReqIterInit, true},
+		{Corosync2, CMapService, CMapReqTrackAdd, true},
+		{Corosync2, VoteService, VoteReqGetInfo, true},
+		{Corosync2, VoteService, VoteReqTrackStop, true},
+		{Corosync2, VoteService, voteReqCount - 1, true}, // QDEVICE_MASTER_WINS, never sent
+		{Corosync2, VoteService, voteReqCount, false},    // main's QDEVICE_SET_EXTRA_INFO
+		{Corosync2, "cfg", 0, false},                     // no table: nothing goes
+		{Corosync3, VoteService, voteReqCount, true},
 		{Corosync3, Service, ReqModelGetType, true},
 	} {
 		if got := mayRequest(tc.f, tc.service, tc.id); got != tc.ok {

@@ -38,10 +38,13 @@ func (f Family) String() string {
 
 // knownRequests is how many request ids (0 to n-1) each service has in
 // corosync 2.3 and 2.4, whose tables end there: quorum's 0-3 (GETQUORATE,
-// TRACKSTART, TRACKSTOP, GETTYPE) and cmap's 0-8 (SET to TRACK_DELETE).
+// TRACKSTART, TRACKSTOP, GETTYPE), cmap's 0-8 (SET to TRACK_DELETE) and
+// votequorum's 0-9 (GETINFO to QDEVICE_MASTER_WINS; every 2.x has these
+// ten).
 var knownRequests = map[string]int32{
 	Service:     ReqGetType + 1,
 	CMapService: CMapReqTrackDelete + 1,
+	VoteService: voteReqCount,
 }
 
 // mayRequest reports whether a request id may be sent to service on a server
