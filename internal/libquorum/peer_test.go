@@ -95,6 +95,12 @@ func TestAccessDenied(t *testing.T) {
 // the node's namespace. It returns the server's pid.
 func startFakeServer(t *testing.T, n *node, ipc string) int {
 	t.Helper()
+	return startFake(t, n, "fakeserver", ipc)
+}
+
+// startFake compiles testdata/<name>.c and runs it as startFakeServer does.
+func startFake(t *testing.T, n *node, name, ipc string) int {
+	t.Helper()
 	for _, tool := range []string{"cc", "pkg-config", "setpriv"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed", tool)
@@ -104,8 +110,8 @@ func startFakeServer(t *testing.T, n *node, ipc string) int {
 	if err != nil {
 		t.Skipf("pkg-config libqb: %v (install libqb-dev)", err)
 	}
-	bin := filepath.Join(testcluster.PublicDir(t), "fakeserver")
-	args := append([]string{"-o", bin, "testdata/fakeserver.c"}, strings.Fields(string(flags))...)
+	bin := filepath.Join(testcluster.PublicDir(t), name)
+	args := append([]string{"-o", bin, "testdata/" + name + ".c"}, strings.Fields(string(flags))...)
 	if out, err := exec.Command("cc", args...).CombinedOutput(); err != nil {
 		t.Fatalf("building the fake server: %v\n%s", err, out)
 	}
@@ -147,9 +153,13 @@ func startFakeServer(t *testing.T, n *node, ipc string) int {
 // removeServerShm removes the shared-memory files of the connections that
 // the killed server pid served, which it had no chance to remove itself:
 // /dev/shm/qb-<pid>-<client pid>-<fd>-<random>/ (libqb 1.0.4 and later) and
-// /dev/shm/qb-quorum-<kind>-<pid>-<client pid>-<fd>-{header,data} (before).
+// /dev/shm/qb-<service>-<kind>-<pid>-<client pid>-<fd>-{header,data} (before).
 func removeServerShm(t *testing.T, pid int) {
-	for _, pattern := range []string{fmt.Sprintf("/dev/shm/qb-%d-*", pid), fmt.Sprintf("/dev/shm/qb-quorum-*-%d-*", pid)} {
+	patterns := []string{fmt.Sprintf("/dev/shm/qb-%d-*", pid)}
+	for _, service := range []string{"quorum", "cmap", "votequorum"} {
+		patterns = append(patterns, fmt.Sprintf("/dev/shm/qb-%s-*-%d-*", service, pid))
+	}
+	for _, pattern := range patterns {
 		paths, _ := filepath.Glob(pattern)
 		for _, p := range paths {
 			if err := os.RemoveAll(p); err != nil {
