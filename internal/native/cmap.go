@@ -361,6 +361,12 @@ type cmapConn struct {
 	stale []uint64
 	// tracked says which of the cookies' tracks corosync has added.
 	tracked map[uint64]bool
+	// trackSem serialises trackAdd, within the callers' contexts.
+	trackSem chan struct{}
+}
+
+func newCMapConn(ipc *qbipc.Conn, f Family) *cmapConn {
+	return &cmapConn{ipc: ipc, family: f, tracked: map[uint64]bool{}, trackSem: make(chan struct{}, 1)}
 }
 
 func (c *cmapConn) request(ctx context.Context, op string, req []byte, want int32) ([]byte, error) {
@@ -473,66 +479,80 @@ func (c *cmapConn) iterKeys(ctx context.Context, h uint64, fn func(CMapKey) erro
 	return &cs.Error{Op: op, Code: cs.ErrLibrary, Err: fmt.Errorf("%w: an iteration of more than %d keys", errMalformed, maxNodelistKeys)}
 }
 
-// iterInit opens an iterator. Its request runs on a goroutine of its own that
-// no context ends (only Close does), so that the handle is learnt even when
-// ctx ends first: it is then left to the next iteration to finalize, since
-// otherwise the iterator would stay open in corosync until the connection
-// closes.
+// detached sends req on a goroutine of its own that no context ends (only
+// Close, or the server's end, does), and waits for the reply within ctx:
+// for requests whose effect in corosync must be known whoever waited (an
+// iterator to finalize, a track not to add twice). reply gets the reply
+// under c.mu as soon as it comes, and whether the caller left before;
+// after, if set, runs once the request is over.
+func (c *cmapConn) detached(ctx context.Context, op string, req []byte, want int32, reply func(resp []byte, abandoned bool), after func()) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		if after != nil {
+			after()
+		}
+		return nil, err
+	}
+	type result struct {
+		resp []byte
+		err  error
+	}
+	var abandoned bool
+	done := make(chan result, 1)
+	go func() {
+		if after != nil {
+			defer after()
+		}
+		resp, err := c.request(context.Background(), op, req, want)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err == nil {
+			reply(resp, abandoned)
+		}
+		if !abandoned {
+			done <- result{resp, err}
+		}
+	}()
+	select {
+	case r := <-done:
+		return r.resp, r.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		select {
+		case r := <-done: // it came as ctx ended: the caller has it
+			return r.resp, r.err
+		default:
+		}
+		abandoned = true
+		return nil, fmt.Errorf("waiting for the server's response: %w", ctx.Err())
+	}
+}
+
+// iterInit opens an iterator. If ctx ends first, the handle is still
+// learnt and left to the next iteration to finalize: otherwise the iterator
+// would stay open in corosync until the connection closes.
 func (c *cmapConn) iterInit(ctx context.Context, prefix string) (uint64, error) {
 	const op = "cmap_iter_init"
 	req, err := EncodeCMapIterInit(prefix)
 	if err != nil {
 		return 0, &cs.Error{Op: op, Code: cs.ErrInvalidParam, Err: err}
 	}
-	if err := ctx.Err(); err != nil {
+	resp, err := c.detached(ctx, op, req, CMapResIterInit, func(resp []byte, abandoned bool) {
+		if h, code, err := DecodeCMapIterInit(resp); abandoned && err == nil && code == cs.OK {
+			c.stale = append(c.stale, h)
+		}
+	}, nil)
+	if err != nil {
 		return 0, err
 	}
-	type result struct {
-		h   uint64
-		err error
+	h, code, err := DecodeCMapIterInit(resp)
+	switch {
+	case err != nil:
+		return 0, &cs.Error{Op: op, Code: cs.ErrLibrary, Err: err}
+	case code != cs.OK:
+		return 0, &cs.Error{Op: op, Code: code, Err: fmt.Errorf("prefix %s", prefix)}
 	}
-	var abandoned bool
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		resp, err := c.request(context.Background(), op, req, CMapResIterInit)
-		if err == nil {
-			var code cs.Code
-			r.h, code, err = DecodeCMapIterInit(resp)
-			switch {
-			case err != nil:
-				err = &cs.Error{Op: op, Code: cs.ErrLibrary, Err: err}
-			case code != cs.OK:
-				err = &cs.Error{Op: op, Code: code, Err: fmt.Errorf("prefix %s", prefix)}
-			}
-		}
-		r.err = err
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if abandoned {
-			if r.err == nil {
-				c.stale = append(c.stale, r.h)
-			}
-			return
-		}
-		done <- r
-	}()
-	select {
-	case r := <-done:
-		return r.h, r.err
-	case <-ctx.Done():
-		c.mu.Lock()
-		abandoned = true
-		select {
-		case r := <-done: // sent before the flag was set
-			if r.err == nil {
-				c.stale = append(c.stale, r.h)
-			}
-		default:
-		}
-		c.mu.Unlock()
-		return 0, fmt.Errorf("waiting for the server's response: %w", ctx.Err())
-	}
+	return h, nil
 }
 
 func (c *cmapConn) iterFinalize(ctx context.Context, h uint64) error {
@@ -570,21 +590,34 @@ func (c *cmapConn) finalizeStale(ctx context.Context) error {
 	return nil
 }
 
-// trackAdd adds the track of cookie unless corosync already has it (a track
-// added twice would notify twice).
+// trackAdd adds the track of cookie unless corosync has it already: a
+// track added twice would notify twice. If ctx ends first, the reply still
+// says whether corosync added it, and the next trackAdd waits for it.
 func (c *cmapConn) trackAdd(ctx context.Context, key string, trackType int32, cookie uint64) error {
 	const op = "cmap_track_add"
-	c.mu.Lock()
-	done := c.tracked[cookie]
-	c.mu.Unlock()
-	if done {
-		return nil
-	}
 	req, err := EncodeCMapTrackAdd(key, trackType, cookie)
 	if err != nil {
 		return &cs.Error{Op: op, Code: cs.ErrInvalidParam, Err: err}
 	}
-	resp, err := c.request(ctx, op, req, CMapResTrackAdd)
+	select {
+	case c.trackSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	c.mu.Lock()
+	done := c.tracked[cookie]
+	c.mu.Unlock()
+	if done {
+		<-c.trackSem
+		return nil
+	}
+	// The semaphore is released when the request is over, not when the
+	// caller leaves: until then nobody knows whether the track exists.
+	resp, err := c.detached(ctx, op, req, CMapResTrackAdd, func(resp []byte, _ bool) {
+		if _, code, err := DecodeCMapTrackAdd(resp); err == nil && code == cs.OK {
+			c.tracked[cookie] = true
+		}
+	}, func() { <-c.trackSem })
 	if err != nil {
 		return err
 	}
@@ -595,12 +628,6 @@ func (c *cmapConn) trackAdd(ctx context.Context, key string, trackType int32, co
 	if code != cs.OK {
 		return &cs.Error{Op: op, Code: code, Err: fmt.Errorf("tracking %s", key)}
 	}
-	c.mu.Lock()
-	if c.tracked == nil {
-		c.tracked = map[uint64]bool{}
-	}
-	c.tracked[cookie] = true
-	c.mu.Unlock()
 	return nil
 }
 

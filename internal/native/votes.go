@@ -68,7 +68,7 @@ func DialVotesEndpoints(ctx context.Context, e VoteEndpoints, f Family) (*VoteCo
 	if err != nil {
 		return nil, relabel("cmap_initialize", err)
 	}
-	c := &VoteConn{family: f, cmap: &cmapConn{ipc: ipc, family: f}}
+	c := &VoteConn{family: f, cmap: newCMapConn(ipc, f)}
 	if c.provider, err = c.cmap.provider(ctx); err != nil {
 		ipc.Close()
 		return nil, err

@@ -777,3 +777,44 @@ func TestVoteCodec(t *testing.T) {
 		t.Errorf("id 7: %v %v", ok, err)
 	}
 }
+
+// TestFakeTrackAbandoned: a TrackStart whose context ended while cmap held
+// a TRACK_ADD reply still learns that corosync added the track, so that the
+// next TrackStart does not add it twice (it would notify twice).
+func TestFakeTrackAbandoned(t *testing.T) {
+	f := newFakeVotes(t, "2.4")
+	f.keys[providerKey] = strValue(ProviderVotequorum)
+	c := runFakeVotes(t, f, false, true)
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	f.mu.Lock()
+	f.hold[CMapReqTrackAdd] = func() {
+		held <- struct{}{}
+		<-release
+	}
+	f.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.TrackStart(ctx) }()
+	<-held
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("TrackStart with its context cancelled: %v", err)
+	}
+	f.mu.Lock()
+	delete(f.hold, CMapReqTrackAdd)
+	f.mu.Unlock()
+	once.Do(func() { close(release) })
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := c.TrackStart(ctx2); err != nil {
+		t.Fatalf("TrackStart after: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.tracks) != 2 || f.tracks[0].cookie != cookieNodelist || f.tracks[1].cookie != cookieReload || !f.tracking {
+		t.Fatalf("tracks %+v, votequorum tracking %v", f.tracks, f.tracking)
+	}
+}
