@@ -38,3 +38,18 @@ func (nativeBackend) Connect(ctx context.Context, p ConnectParams) (Conn, error)
 	}
 	return realConn{c}, nil
 }
+
+func (nativeBackend) connectVotes(ctx context.Context, p ConnectParams, conn Conn) (voteConn, error) {
+	// The quorum connection's probe already learnt which corosync this is.
+	f := native.Corosync2
+	if rc, ok := conn.(realConn); ok {
+		if nc, ok := rc.c.(*native.Conn); ok {
+			f = nc.Family()
+		}
+	}
+	v, err := native.DialVotes(ctx, p.TrustedUIDs, f)
+	if err != nil {
+		return nil, fromInternal(err)
+	}
+	return v, nil
+}

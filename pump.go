@@ -106,7 +106,7 @@ func (c *Client) serve(sess *session) error {
 func (c *Client) dispatchLocked(sess *session) error {
 	err := sess.conn.Dispatch(c.notifyFn)
 	if err == nil && sess.votes != nil {
-		err = sess.votes.Dispatch(c.voteNotifyFn)
+		err = fromInternal(sess.votes.Dispatch(c.voteNotifyFn))
 	}
 	if n := len(c.batch); n > 0 && sess.votes != nil {
 		// A change whose quorum event has not come yet is half delivered.
