@@ -79,8 +79,8 @@ func putName(b []byte, off int, key string) error {
 	return nil
 }
 
-// name reads the mar_name_t at b[off:], which must lie within b.
-func name(b []byte, off int, what string) (string, error) {
+// cmapName reads the mar_name_t at b[off:], which must lie within b.
+func cmapName(b []byte, off int, what string) (string, error) {
 	n := int(le.Uint16(b[off:]))
 	if n > cmapNameMax {
 		return "", fmt.Errorf("%w: %s: key of %d bytes, more than %d", errMalformed, what, n, cmapNameMax)
@@ -194,7 +194,7 @@ func DecodeCMapIterNext(b []byte) (k CMapKey, code cs.Code, err error) {
 	if err := need(b, cmapIterNextSize, "cmap iter_next reply"); err != nil {
 		return k, 0, err
 	}
-	k.Name, err = name(b, 24, "cmap iter_next reply")
+	k.Name, err = cmapName(b, 24, "cmap iter_next reply")
 	if err != nil {
 		return CMapKey{}, 0, err
 	}
@@ -242,7 +242,7 @@ func DecodeCMapNotify(b []byte) (n CMapNotification, err error) {
 	if err := need(b, cmapNotifyValues, "cmap notification"); err != nil {
 		return n, err
 	}
-	key, err := name(b, 32, "cmap notification")
+	key, err := cmapName(b, 32, "cmap notification")
 	if err != nil {
 		return n, err
 	}
