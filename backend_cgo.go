@@ -33,3 +33,11 @@ func (libquorumBackend) Connect(ctx context.Context, p ConnectParams) (Conn, err
 	}
 	return realConn{c}, nil
 }
+
+func (libquorumBackend) connectVotes(ctx context.Context, p ConnectParams, _ Conn) (voteConn, error) {
+	v, err := libquorum.DialVotes(ctx, p.TrustedUIDs)
+	if err != nil {
+		return nil, fromInternal(err)
+	}
+	return v, nil
+}

@@ -227,7 +227,7 @@ func readVotes(ctx context.Context, v voteConn, cfgStale bool, cfg model.Config,
 		switch {
 		case err == nil:
 			infos[id] = info
-		case errors.Is(fromInternal(err), errNotSeen):
+		case codeOf(fromInternal(err)) == CodeNotExist:
 			// A configured node votequorum has not seen.
 		default:
 			return cfg, nil, fromInternal(err)
@@ -239,8 +239,14 @@ func readVotes(ctx context.Context, v voteConn, cfgStale bool, cfg model.Config,
 // votequorumProvider is quorum.provider when votequorum is configured.
 const votequorumProvider = "corosync_votequorum"
 
-// errNotSeen matches votequorum_getinfo's answer for a node it has not seen.
-var errNotSeen = &Error{Code: CodeNotExist}
+// codeOf returns the cs_error_t code of corosync's error err, 0 if none.
+func codeOf(err error) Code {
+	var qe *Error
+	if errors.As(err, &qe) {
+		return qe.Code
+	}
+	return 0
+}
 
 // knownIDsLocked returns every node id the picture shows: members,
 // configured nodes and nodes votequorum has seen.
