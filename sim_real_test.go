@@ -133,14 +133,6 @@ func TestSimMatchesCorosync(t *testing.T) {
 	}
 }
 
-func simNodes(n int) []SimNode {
-	nodes := make([]SimNode, n)
-	for i := range nodes {
-		nodes[i].ID = uint32(i + 1)
-	}
-	return nodes
-}
-
 func (v *versus) kill(i int) {
 	v.t.Helper()
 	must(v.t, v.cl.Kill(i))
@@ -334,11 +326,4 @@ func (v *versus) rename(id int, name string) {
 		}
 	}
 	must(v.t, v.sim.Reload(1, cfg))
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
