@@ -427,7 +427,9 @@ func TestVotesConfigReload(t *testing.T) {
 	if err := os.WriteFile(path, append(old, "nodelist {\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := cl.Output(ctx, 1, cl.Install().Cfgtool, "-R"); err == nil {
+	// corosync-cfgtool 3.1.10 and later exit 0 all the same: the result of
+	// their check for reload errors replaces the reload's.
+	if out, err := cl.Output(ctx, 1, cl.Install().Cfgtool, "-R"); err == nil && !strings.Contains(string(out), "Could not reload") {
 		t.Fatalf("corosync-cfgtool -R accepted a broken file: %s", out)
 	}
 	t.Logf("after a failed reload, a descriptor was readable: %v", pollVotes(t, vc, time.Second))
