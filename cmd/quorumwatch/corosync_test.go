@@ -81,6 +81,30 @@ func TestRealCorosync(t *testing.T) {
 		t.Errorf("--once as text: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
+	// --picture --once lays the picture out as corosync-quorumtool -s
+	// does: every line the tool prints but the date, in the same words and
+	// columns.
+	st, err := c.Quorumtool(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range backends {
+		code, out, errOut := once("--backend", b, "--picture")
+		if code != 0 {
+			t.Fatalf("--backend %s --picture --once: exit %d, stderr:\n%s", b, code, errOut)
+		}
+		ours := map[string]bool{}
+		for _, line := range strings.Split(out, "\n") {
+			ours[strings.TrimRight(line, " ")] = true
+		}
+		for _, line := range strings.Split(st.Raw, "\n") {
+			line = strings.TrimRight(line, " ")
+			if line != "" && !strings.HasPrefix(line, "Date:") && !ours[line] {
+				t.Errorf("--backend %s --picture --once lacks corosync-quorumtool's line %q:\n%s", b, line, out)
+			}
+		}
+	}
+
 	// The stream, while nodes leave and one comes back.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -64,6 +64,7 @@ type config struct {
 	timeout time.Duration
 	sim     bool
 	node    uint32
+	picture bool
 }
 
 const usageText = `Usage: quorumwatch [options]
@@ -79,6 +80,9 @@ Options:
                    (default current,changes)
   --json           print one JSON object per line instead of text
   --once           print the current state and exit (0 quorate, 2 not, 1 error)
+  --picture        the whole picture (votes, thresholds, flags, node names,
+                   quorum device) instead of events: one line per change, or
+                   with --once a summary laid out as corosync-quorumtool -s
   --timeout D      how long to try connecting, and the limit for --once
                    (default 10s)
   --sim            play a simulated 5-node scenario (nodes leave, a partition
@@ -105,6 +109,7 @@ func parseArgs(args []string) (config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "")
 	fs.BoolVar(&cfg.sim, "sim", false, "")
 	fs.UintVar(&node, "node", 1, "")
+	fs.BoolVar(&cfg.picture, "picture", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, errHelp
@@ -148,6 +153,9 @@ func parseArgs(args []string) (config, error) {
 	}
 	if set["node"] && cfg.backend != "sim" {
 		return cfg, errors.New("--node selects a simulated node: use it with --sim or --backend sim")
+	}
+	if cfg.picture && (cfg.sim || set["flags"]) {
+		return cfg, errors.New("--picture shows every change of the whole picture: drop --sim and --flags")
 	}
 	if cfg.once && set["flags"] {
 		return cfg, errors.New("--once always asks for the current state: drop --flags")
@@ -235,6 +243,12 @@ func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, e env)
 	}
 
 	w := &watcher{cfg: cfg, out: newPrinter(stdout, cfg.json), stderr: stderr}
+	switch {
+	case cfg.picture && cfg.once:
+		return w.pictureOnce(ctx, opts)
+	case cfg.picture:
+		return w.streamPictures(ctx, opts)
+	}
 	if cfg.once {
 		return w.once(ctx, opts)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -150,9 +149,7 @@ func (p *printer) printError(t time.Time, msg string) error {
 	return p.print(quorum.QuorumEvent{Time: t, Kind: quorum.EventError, Err: errors.New(msg)})
 }
 
-// appendJSON writes ev as one JSON line (the encoder ends it with \n).
+// appendJSON writes ev as one JSON line.
 func appendJSON(buf *bytes.Buffer, ev quorum.QuorumEvent) error {
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false) // error texts are read by people, not embedded in HTML
-	return enc.Encode(toJSON(ev))
+	return encodeJSON(buf, toJSON(ev))
 }
