@@ -58,6 +58,9 @@ type picEnv interface {
 	// lmsWindow lets last_man_standing's window pass (real corosync runs
 	// its timer by itself).
 	lmsWindow(t *testing.T)
+	// shownName is the name corosync-quorumtool shows for node id whose
+	// nodelist name is name.
+	shownName(id uint32, name string) string
 	// tool is corosync-quorumtool -s -p on node i; ok is false where there
 	// is no such tool (the simulation).
 	tool(t *testing.T, i int) (st testcluster.Status, ok bool)
@@ -225,6 +228,11 @@ func watchPicture(t *testing.T, e picEnv, i int, spec picSpec) *picWatch {
 // view where there is one, show want.
 func (w *picWatch) expect(t *testing.T, want picWant) {
 	t.Helper()
+	names := make(map[uint32]string)
+	for _, id := range want.members {
+		names[id] = w.e.shownName(id, want.memberName(id))
+	}
+	want.names = names
 	deadline := time.Now().Add(w.e.wait())
 	for k, ch := range w.chs {
 		for mismatch := want.mismatch(w.last[k]); mismatch != ""; mismatch = want.mismatch(w.last[k]) {
@@ -479,7 +487,8 @@ func (e *simPicEnv) lmsWindow(t *testing.T)      { e.c.EndLastManStandingWindow(
 func (e *simPicEnv) tool(t *testing.T, i int) (testcluster.Status, bool) {
 	return testcluster.Status{}, false
 }
-func (e *simPicEnv) wait() time.Duration { return 10 * time.Second }
+func (e *simPicEnv) wait() time.Duration                     { return 10 * time.Second }
+func (e *simPicEnv) shownName(id uint32, name string) string { return name }
 
 // realPicEnv is a real corosync cluster.
 type realPicEnv struct {
@@ -559,3 +568,11 @@ func (e *realPicEnv) tool(t *testing.T, i int) (testcluster.Status, bool) {
 	return st, true
 }
 func (e *realPicEnv) wait() time.Duration { return 60 * time.Second }
+
+// shownName: corosync 2.x shows a node's ring0_addr, whatever its name.
+func (e *realPicEnv) shownName(id uint32, name string) string {
+	if !e.cl.Install().Version.AtLeast(3, 0, 0) {
+		return e.cl.Addr(int(id))
+	}
+	return name
+}
