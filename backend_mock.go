@@ -61,10 +61,12 @@ import (
 //
 // What it does not model: timing (changes are instant, so the states a real
 // cluster passes through on its way, such as a restarted node alone in its
-// own ring before it joins, are not shown; the last_man_standing window
-// passes when EndLastManStandingWindow says so, a killed qdevice's timeout
-// at once); the order of a sync's messages on the ring, which corosync
-// leaves to the token (here: by node id); allow_downscale,
+// own ring before it joins, are not shown, nor what they leave behind: a
+// real node can keep for a peer the expected votes that peer sent while
+// the cluster formed and its quorum device came up; the last_man_standing
+// window passes when EndLastManStandingWindow says so, a killed qdevice's
+// timeout at once); the order of a sync's messages on the ring, which
+// corosync leaves to the token (here: by node id); allow_downscale,
 // expected_votes_tracking and cancel_wait_for_all; nodes added to or
 // removed from the nodelist by a reload; qdevice algorithms other than
 // ffsplit, its heuristics and keep_active_partition_tie_breaker; and the
