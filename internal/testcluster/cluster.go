@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -61,13 +62,15 @@ const (
 // use. Close (which Start registers as a test cleanup) tears down
 // everything it started.
 type Cluster struct {
-	tools  tools
-	inst   Install
-	cfg    config
-	prefix string // qtc-<pid>-<rand>
-	dir    string // temporary directory holding every node's files
-	brNS   string
-	nodes  []*node // index 0 is node 1
+	tools   tools
+	qdTools qdTools // with Qdevice only
+	inst    Install
+	cfg     config
+	prefix  string // qtc-<pid>-<rand>
+	dir     string // temporary directory holding every node's files
+	brNS    string
+	nodes   []*node // index 0 is node 1
+	qnetd   *qnetd  // with Qdevice only
 
 	spawn chan spawnReq
 
@@ -81,7 +84,10 @@ type node struct {
 	addr string
 	dir  string // node's folder: corosync.conf, corosync.log, state/
 
-	proc *proc // guarded by Cluster.mu
+	proc       *proc  // guarded by Cluster.mu
+	name       string // nodelist name now (RenameNode); guarded by Cluster.mu
+	qdev       *proc  // its corosync-qdevice; guarded by Cluster.mu
+	qdevWanted bool   // Start(i) starts qdevice after corosync; guarded by Cluster.mu
 }
 
 // The node's files, all in its folder.
@@ -91,12 +97,17 @@ func (nd *node) logPath() string  { return filepath.Join(nd.dir, "corosync.log")
 
 // Start builds an n-node cluster with New and registers a t.Cleanup that
 // closes it, logging the tail of every node's log first if the test failed.
-// Missing prerequisites call t.Skip with Available's reason, or t.Fatal
-// when QUORUM_REQUIRE_CLUSTER=1; any other failure calls t.Fatal. Start must
-// be called from the test's goroutine.
+// Missing prerequisites call t.Skip with Available's reason (or
+// QdeviceAvailable's, with the Qdevice option), or t.Fatal when
+// QUORUM_REQUIRE_CLUSTER=1; any other failure calls t.Fatal. Start must be
+// called from the test's goroutine.
 func Start(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	if err := Available(); err != nil {
+	avail := Available
+	if newConfig(opts).qdevice != nil {
+		avail = QdeviceAvailable
+	}
+	if err := avail(); err != nil {
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatalf("%v (%s=1)", err, RequireEnv)
 		}
@@ -132,20 +143,14 @@ func New(ctx context.Context, n int, opts ...Option) (*Cluster, error) {
 	if n < 1 || n > MaxNodes {
 		return nil, fmt.Errorf("testcluster: %d nodes: want 1..%d", n, MaxNodes)
 	}
-	cfg := config{votes: map[int]uint32{}, nodeExtra: map[int][]string{}, waitTimeout: DefaultWaitTimeout}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+	cfg := newConfig(opts)
+	if err := cfg.check(n); err != nil {
+		return nil, err
 	}
-	for i := range cfg.votes {
-		if i < 1 || i > n {
-			return nil, fmt.Errorf("testcluster: Votes for node %d of %d", i, n)
-		}
-	}
-	for i := range cfg.nodeExtra {
-		if i < 1 || i > n {
-			return nil, fmt.Errorf("testcluster: NodeExtraConfig for node %d of %d", i, n)
+	var qt qdTools
+	if cfg.qdevice != nil {
+		if qt, err = findQdeviceTools(exec.LookPath); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.waitTimeout <= 0 {
@@ -161,7 +166,7 @@ func New(ctx context.Context, n int, opts ...Option) (*Cluster, error) {
 	// someone else and do not collide with fresh names.
 	_ = sweep(ctx, tl.ip)
 
-	c := &Cluster{tools: tl, inst: inst, cfg: cfg, spawn: make(chan spawnReq)}
+	c := &Cluster{tools: tl, qdTools: qt, inst: inst, cfg: cfg, spawn: make(chan spawnReq)}
 	go c.spawner()
 	if err := c.boot(ctx, n); err != nil {
 		if cerr := c.Close(); cerr != nil {
@@ -187,6 +192,19 @@ func (c *Cluster) boot(ctx context.Context, n int) error {
 			return fmt.Errorf("testcluster: %w", err)
 		}
 	}
+	q := c.cfg.qdevice
+	if q != nil {
+		if err := c.startQnetdWait(ctx); err != nil {
+			return err
+		}
+		if !q.NoStart {
+			for _, nd := range c.nodes {
+				if err := c.startQdeviceWait(ctx, nd.id); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	if c.cfg.noWaitJoined {
 		return nil
 	}
@@ -197,6 +215,13 @@ func (c *Cluster) boot(ctx context.Context, n int) error {
 	for _, nd := range c.nodes {
 		if err := c.WaitMembers(ctx, nd.id, all); err != nil {
 			return fmt.Errorf("testcluster: cluster did not form: %w", err)
+		}
+	}
+	if q != nil && !q.NoStart {
+		for _, nd := range c.nodes {
+			if err := c.WaitStatus(ctx, nd.id, qdeviceVoting, "every member's qdevice alive and voting", "-p"); err != nil {
+				return fmt.Errorf("testcluster: quorum device: %w", err)
+			}
 		}
 	}
 	return nil
@@ -258,8 +283,9 @@ func (c *Cluster) create(ctx context.Context, n int) error {
 		nd := &node{
 			id:   i,
 			ns:   fmt.Sprintf("%s-%d", c.prefix, i),
-			addr: fmt.Sprintf("%s.%d", Subnet, i),
+			addr: c.cfg.hostAddr(i),
 			dir:  filepath.Join(c.dir, fmt.Sprintf("n%d", i)),
+			name: c.nodeName(i),
 		}
 		if err := os.MkdirAll(nd.stateDir(), 0o755); err != nil {
 			return err
@@ -270,21 +296,13 @@ func (c *Cluster) create(ctx context.Context, n int) error {
 		c.mu.Lock()
 		c.nodes = append(c.nodes, nd)
 		c.mu.Unlock()
-		port := fmt.Sprintf("n%d", i)
-		for _, args := range [][]string{
-			// Created from inside the bridge namespace with the peer
-			// placed directly in the node's: no interface ever exists
-			// in the caller's namespace.
-			{"-n", br, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", nd.ns},
-			{"-n", br, "link", "set", port, "master", "br0"},
-			{"-n", br, "link", "set", port, "up"},
-			{"-n", nd.ns, "link", "set", "lo", "up"},
-			{"-n", nd.ns, "addr", "add", nd.addr + "/24", "dev", "eth0"},
-			{"-n", nd.ns, "link", "set", "eth0", "up"},
-		} {
-			if err := c.ipCmd(ctx, args...); err != nil {
-				return err
-			}
+		if err := c.linkHost(ctx, nd.ns, fmt.Sprintf("n%d", i), nd.addr); err != nil {
+			return err
+		}
+	}
+	if c.cfg.qdevice != nil {
+		if err := c.createQnetd(ctx); err != nil {
+			return err
 		}
 	}
 	for _, nd := range c.nodes {
@@ -428,16 +446,29 @@ func (c *Cluster) Close() error {
 	}
 	c.closed = true
 	nodes := append([]*node(nil), c.nodes...)
-	br, dir := c.brNS, c.dir
+	br, dir, q := c.brNS, c.dir, c.qnetd
 	c.mu.Unlock()
 
 	var errs []error
 	for _, nd := range nodes {
+		if err := c.killQdevice(nd); err != nil {
+			errs = append(errs, err)
+		}
 		c.mu.Lock()
 		p := nd.proc
 		c.mu.Unlock()
 		if p != nil && !p.exited() {
 			if err := c.killProc(nd, p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if q != nil {
+		c.mu.Lock()
+		p := q.proc
+		c.mu.Unlock()
+		if p != nil && !p.exited() {
+			if err := stopProc(p, syscall.SIGKILL, "qnetd"); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -448,6 +479,11 @@ func (c *Cluster) Close() error {
 	defer cancel()
 	for _, nd := range nodes {
 		if err := deleteNetns(ctx, c.tools.ip, nd.ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if q != nil {
+		if err := deleteNetns(ctx, c.tools.ip, q.ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -475,6 +511,15 @@ func (c *Cluster) logTails(n int) string {
 	var b strings.Builder
 	for _, nd := range nodes {
 		fmt.Fprintf(&b, "--- node %d (netns %s) log tail:\n%s\n", nd.id, nd.ns, c.logTail(nd, n))
+		if _, err := os.Stat(nd.qdeviceLogPath()); err == nil {
+			fmt.Fprintf(&b, "--- node %d qdevice log tail:\n%s\n", nd.id, fileTail(nd.qdeviceLogPath(), n))
+		}
+	}
+	c.mu.Lock()
+	q := c.qnetd
+	c.mu.Unlock()
+	if q != nil {
+		fmt.Fprintf(&b, "--- qnetd (netns %s) log tail:\n%s\n", q.ns, fileTail(q.logPath(), n))
 	}
 	return b.String()
 }

@@ -117,24 +117,115 @@ func (c *Cluster) Quorumtool(i int) (Status, error) {
 // QuorumtoolContext is Quorumtool bounded by ctx as well as by a
 // per-call timeout (a frozen corosync never answers).
 func (c *Cluster) QuorumtoolContext(ctx context.Context, i int) (Status, error) {
+	return c.QuorumtoolStatus(ctx, i)
+}
+
+// QuorumtoolStatus runs `corosync-quorumtool -s` with extra flags in node i
+// and parses its view (for the install's version). Flags that keep the
+// format ParseStatus reads: -p (the Qdevice column on every row, NR where
+// no device is registered, even when none is), -H (node ids in hex), -i
+// (addresses instead of names), -o a|n|i (order). Not -a: a name then
+// lists every address. It is bounded by ctx and by a per-call timeout (a
+// frozen corosync never answers). A node that is not quorate is not an
+// error (the tool exits 2 then).
+func (c *Cluster) QuorumtoolStatus(ctx context.Context, i int, flags ...string) (Status, error) {
 	if _, err := c.node(i); err != nil {
 		return Status{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
-	out, err := c.Exec(ctx, i, c.tools.quorumtool, "-s").CombinedOutput()
+	args := append([]string{"-s"}, flags...)
+	out, err := c.Exec(ctx, i, c.tools.quorumtool, args...).CombinedOutput()
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 2) {
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return Status{}, fmt.Errorf("node %d: corosync-quorumtool -s: %w: %s", i, err, bytes.TrimSpace(out))
+		return Status{}, fmt.Errorf("node %d: corosync-quorumtool %s: %w: %s", i, strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
-	st, perr := ParseStatus(string(out))
+	st, perr := ParseStatusVersion(string(out), c.inst.Version)
 	if perr != nil {
 		return st, fmt.Errorf("node %d: %w", i, perr)
 	}
 	return st, nil
+}
+
+// QuorumtoolList runs `corosync-quorumtool -l` with extra flags in node i
+// and parses its membership table (ParseList). Unlike -s it works without
+// a quorum provider.
+func (c *Cluster) QuorumtoolList(ctx context.Context, i int, flags ...string) (Status, error) {
+	if _, err := c.node(i); err != nil {
+		return Status{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
+	defer cancel()
+	args := append([]string{"-l"}, flags...)
+	out, err := c.Exec(ctx, i, c.tools.quorumtool, args...).CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return Status{}, fmt.Errorf("node %d: corosync-quorumtool %s: %w: %s", i, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	st, perr := ParseList(string(out))
+	if perr != nil {
+		return st, fmt.Errorf("node %d: %w", i, perr)
+	}
+	return st, nil
+}
+
+// view returns node i's view: QuorumtoolStatus, or without a quorum
+// provider, where `corosync-quorumtool -s` fails in every version and -l
+// lists nobody, a Status with only Members, Nodes and Raw set, from
+// CmapMembers.
+func (c *Cluster) view(ctx context.Context, i int, flags ...string) (Status, error) {
+	if !c.cfg.noProvider {
+		return c.QuorumtoolStatus(ctx, i, flags...)
+	}
+	ids, raw, err := c.cmapMembers(ctx, i)
+	if err != nil {
+		return Status{}, err
+	}
+	return Status{Members: ids, Nodes: len(ids), Raw: raw}, nil
+}
+
+// CmapMembers returns the node ids of node i's membership as totem reports
+// them in cmap, whatever the quorum provider: the keys
+// runtime.members.<id>.status (3.x; runtime.totem.pg.mrp.srp.members.<id>
+// in 2.x) that read "joined" (those gone read "left"), ascending.
+func (c *Cluster) CmapMembers(ctx context.Context, i int) ([]uint32, error) {
+	ids, _, err := c.cmapMembers(ctx, i)
+	return ids, err
+}
+
+func (c *Cluster) cmapMembers(ctx context.Context, i int) ([]uint32, string, error) {
+	tool, err := c.cmapctl()
+	if err != nil {
+		return nil, "", err
+	}
+	prefix := "runtime.members."
+	if !c.inst.Version.AtLeast(3, 0, 0) {
+		prefix = "runtime.totem.pg.mrp.srp.members."
+	}
+	out, err := c.Output(ctx, i, tool, prefix)
+	if err != nil {
+		return nil, string(out), err
+	}
+	ids := []uint32{}
+	for _, l := range strings.Split(string(out), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), " (str) = ")
+		rest, ok2 := strings.CutPrefix(k, prefix)
+		id, ok3 := strings.CutSuffix(rest, ".status")
+		if !ok || !ok2 || !ok3 || v != "joined" {
+			continue
+		}
+		n, err := strconv.ParseUint(id, 10, 32)
+		if err != nil {
+			return nil, string(out), fmt.Errorf("node %d: cmap key %s: %v", i, k, err)
+		}
+		ids = append(ids, uint32(n))
+	}
+	return sortedCopy(ids), string(out), nil
 }
 
 // WaitMembers polls node i's view until its members are exactly want (in
@@ -145,9 +236,11 @@ func (c *Cluster) WaitMembers(ctx context.Context, i int, want []uint32) error {
 		fmt.Sprintf("members %v", sortedCopy(want)))
 }
 
-// WaitStatus polls node i's view until cond holds; what describes cond in
-// the error. Without a deadline on ctx the cluster's wait timeout applies.
-func (c *Cluster) WaitStatus(ctx context.Context, i int, cond func(Status) bool, what string) error {
+// WaitStatus polls node i's view (QuorumtoolStatus with flags; with
+// NoQuorumProvider only its Members, Nodes and Raw, from CmapMembers) until
+// cond holds; what describes cond in the error. Without a deadline on ctx
+// the cluster's wait timeout applies.
+func (c *Cluster) WaitStatus(ctx context.Context, i int, cond func(Status) bool, what string, flags ...string) error {
 	nd, err := c.node(i)
 	if err != nil {
 		return err
@@ -163,7 +256,7 @@ func (c *Cluster) WaitStatus(ctx context.Context, i int, cond func(Status) bool,
 		if err := c.checkAlive(nd); err != nil {
 			return err
 		}
-		st, err := c.QuorumtoolContext(ctx, i)
+		st, err := c.view(ctx, i, flags...)
 		if err == nil {
 			if cond(st) {
 				return nil
@@ -178,7 +271,7 @@ func (c *Cluster) WaitStatus(ctx context.Context, i int, cond func(Status) bool,
 			case lastErr != nil:
 				got = "last error: " + lastErr.Error()
 			case seen:
-				got = fmt.Sprintf("last view: quorate=%v ring=%s members=%v", last.Quorate, last.Ring, last.Members)
+				got = "last view:\n" + strings.TrimRight(last.Raw, "\n")
 			default:
 				got = "no view"
 			}

@@ -21,6 +21,30 @@ type config struct {
 	waitTimeout  time.Duration
 	noWaitJoined bool
 	owner        int // pid named in the prefix; 0 means this process
+
+	// See votequorum_config.go and qdevice.go.
+	waitForAll     bool
+	lms            bool
+	lmsWindow      time.Duration
+	atb            bool
+	atbNode        string
+	allowDownscale bool
+	noProvider     bool
+	names          map[int]string // nodelist names set by NodeName; "" leaves the key out
+	ipv6           bool
+	qdevice        *QdeviceOptions
+	errs           []error // bad option arguments, reported by New
+}
+
+// newConfig applies opts to the defaults.
+func newConfig(opts []Option) config {
+	cfg := config{votes: map[int]uint32{}, nodeExtra: map[int][]string{}, waitTimeout: DefaultWaitTimeout}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return cfg
 }
 
 // Votes sets node i's quorum_votes (default 1).
@@ -85,6 +109,9 @@ func (c *Cluster) configText(nd *node) string {
 	} else {
 		w("\ttransport: knet")
 	}
+	if c.cfg.ipv6 {
+		w("\tip_version: ipv6")
+	}
 	w("\ttoken: 1000")
 	w("\tcrypto_cipher: none")
 	w("\tcrypto_hash: none")
@@ -92,7 +119,9 @@ func (c *Cluster) configText(nd *node) string {
 	w("nodelist {")
 	for _, o := range c.nodes {
 		w("\tnode {")
-		w("\t\tname: node%d", o.id)
+		if name := c.nodeName(o.id); name != "" {
+			w("\t\tname: %s", name)
+		}
 		w("\t\tnodeid: %d", o.id)
 		if v, ok := c.cfg.votes[o.id]; ok {
 			w("\t\tquorum_votes: %d", v)
@@ -101,15 +130,7 @@ func (c *Cluster) configText(nd *node) string {
 		w("\t}")
 	}
 	w("}")
-	w("quorum {")
-	w("\tprovider: corosync_votequorum")
-	if c.cfg.expected > 0 {
-		w("\texpected_votes: %d", c.cfg.expected)
-	}
-	if c.cfg.twoNode {
-		w("\ttwo_node: 1")
-	}
-	w("}")
+	c.writeQuorum(w)
 	w("logging {")
 	w("\tto_stderr: yes")
 	w("\tto_logfile: no")

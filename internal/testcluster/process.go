@@ -16,12 +16,14 @@ import (
 	"time"
 )
 
-// proc is one corosync process. done is closed once it has been reaped.
+// proc is one process the harness started: a corosync, qnetd or a qdevice.
+// done is closed once it has been reaped.
 type proc struct {
-	cmd  *exec.Cmd
-	pid  int
-	done chan struct{}
-	err  error // Wait's result, valid after done
+	cmd   *exec.Cmd
+	pid   int
+	done  chan struct{}
+	err   error // Wait's result, valid after done
+	group bool  // leads a process group of its own (qnetd, qdevice)
 }
 
 func (p *proc) exited() bool {
@@ -143,8 +145,8 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// waitReady waits until node nd's corosync answers corosync-quorumtool,
-// i.e. clients can connect.
+// waitReady waits until node nd's corosync answers corosync-quorumtool -s
+// (corosync-cmapctl without a quorum provider), i.e. clients can connect.
 func (c *Cluster) waitReady(ctx context.Context, nd *node) error {
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
@@ -153,7 +155,7 @@ func (c *Cluster) waitReady(ctx context.Context, nd *node) error {
 		if err := c.checkAlive(nd); err != nil {
 			return err
 		}
-		_, err := c.QuorumtoolContext(ctx, nd.id)
+		_, err := c.view(ctx, nd.id)
 		if err == nil {
 			return nil
 		}
@@ -202,6 +204,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // Start restarts node i's corosync (after Kill) and waits until it answers
 // IPC; it does not wait for the node to join the others (use WaitMembers).
+// With a quorum device, it then starts the node's qdevice again unless
+// StopQdevice or KillQdevice stopped it (or it never ran: NoStart).
 func (c *Cluster) Start(i int) error {
 	nd, err := c.node(i)
 	if err != nil {
@@ -210,11 +214,22 @@ func (c *Cluster) Start(i int) error {
 	if err := c.startNode(nd); err != nil {
 		return err
 	}
-	return c.waitReady(context.Background(), nd)
+	if err := c.waitReady(context.Background(), nd); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	want := nd.qdevWanted
+	c.mu.Unlock()
+	if want {
+		return c.StartQdevice(i)
+	}
+	return nil
 }
 
 // Spawn starts node i's corosync and returns at once, so that a test can
-// watch clients while corosync is still starting.
+// watch clients while corosync is still starting. It never starts the
+// node's qdevice, which would give up on a corosync not answering yet:
+// StartQdevice does, once corosync answers.
 func (c *Cluster) Spawn(i int) error {
 	nd, err := c.node(i)
 	if err != nil {
@@ -224,9 +239,14 @@ func (c *Cluster) Spawn(i int) error {
 }
 
 // Kill sends SIGKILL to node i's corosync and waits until it has exited.
+// A qdevice running in the node is killed first (it would exit on its own
+// once corosync is gone); Start(i) starts it again.
 func (c *Cluster) Kill(i int) error {
 	nd, p, err := c.runningProc(i)
 	if err != nil {
+		return err
+	}
+	if err := c.killQdevice(nd); err != nil {
 		return err
 	}
 	return c.killProc(nd, p)
