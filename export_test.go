@@ -3,6 +3,7 @@ package quorum
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // OnStuckRequest makes c call fn whenever a request starts waiting for a
@@ -42,4 +43,10 @@ func (b nsBackend) connectVotes(ctx context.Context, p ConnectParams, conn Conn)
 		return nil, e
 	}
 	return v, err
+}
+
+// WithRefreshTimeout shortens the bound on one re-read of votequorum, so
+// that a test of a frozen corosync need not wait 5 s.
+func WithRefreshTimeout(d time.Duration) OpenOption {
+	return openOption{option{func(s *settings) { s.refreshTimeout = d }}}
 }

@@ -35,6 +35,7 @@ type settings struct {
 	trustedUIDs    []uint32
 	picture        bool          // WithPicture
 	pictureRefresh time.Duration // WithPictureRefresh; 0: none
+	refreshTimeout time.Duration // bounds one re-read of votequorum
 	err            error         // the first invalid option
 }
 
@@ -44,7 +45,8 @@ const (
 )
 
 func defaultSettings() settings {
-	return settings{reconnect: true, backoffMin: defaultBackoffMin, backoffMax: defaultBackoffMax}
+	return settings{reconnect: true, backoffMin: defaultBackoffMin, backoffMax: defaultBackoffMax,
+		refreshTimeout: defaultRefreshTimeout}
 }
 
 func (s *settings) fail(format string, args ...any) {

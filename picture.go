@@ -56,8 +56,9 @@ type Picture struct {
 	// Qdevice is the quorum device as this node sees it; Registered is
 	// false when there is none.
 	Qdevice Qdevice
-	// Time is when corosync last reported what this value shows (zero
-	// before the first report).
+	// Time is when the engine learnt this value: corosync's notification
+	// of the change, or the re-read that found it (zero before the
+	// first).
 	Time time.Time
 	// Err says why the state is unknown (it matches ErrConnectionLost while
 	// corosync cannot be reached), or why the last re-read of votequorum

@@ -18,9 +18,10 @@ import (
 // connection's state has settled (the snapshot is complete and no change is
 // half delivered). See docs/design.md, "The picture".
 
-// refreshTimeout bounds one re-read of votequorum, so that a frozen corosync
-// holds the pump (and the closing of ended channels) no longer than this.
-const refreshTimeout = 5 * time.Second
+// defaultRefreshTimeout bounds one re-read of votequorum, so that a frozen
+// corosync holds the pump (and the closing of ended channels) no longer
+// than this. Tests shorten it (settings.refreshTimeout).
+const defaultRefreshTimeout = 5 * time.Second
 
 // picSession is what the pump knows of the picture on one connection. It is
 // part of the session: written by the pump with the Client's mu held.
@@ -144,7 +145,7 @@ func (c *Client) picTimerLocked(sess *session) {
 // connection up (a frozen or busy corosync) is retried after a backoff;
 // a lost connection is returned.
 func (c *Client) refreshPicture(sess *session) error {
-	ctx, cancel := context.WithTimeout(c.stopCtx, refreshTimeout)
+	ctx, cancel := context.WithTimeout(c.stopCtx, c.set.refreshTimeout)
 	defer cancel()
 	c.mu.Lock()
 	c.attempt = cancel
@@ -280,7 +281,6 @@ func (c *Client) buildPictureLocked(sess *session) Picture {
 		Provider:  p.cfg.Provider,
 		RingID:    c.view.ring,
 		Quorate:   c.view.quorate,
-		Time:      c.view.time,
 	}
 	local, haveLocal := p.infos[0]
 	if haveLocal {
@@ -328,11 +328,13 @@ func qdeviceState(flags uint32) QdeviceState {
 }
 
 // publishLocked makes pic the Client's picture and delivers it, unless
-// nothing a reader can see changed.
+// nothing a reader can see changed. Its Time is now: when the engine
+// learnt it.
 func (c *Client) publishLocked(pic Picture) {
 	if samePicture(c.pic, pic) {
 		return
 	}
+	pic.Time = time.Now()
 	c.pic = pic
 	for s := range c.picSubs {
 		c.pushPic(s, pic)

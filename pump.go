@@ -92,8 +92,15 @@ func (c *Client) serve(sess *session) error {
 		c.closeEndedLocked()
 		refresh := err == nil && c.picDueLocked(sess)
 		c.mu.Unlock()
-		if refresh {
+		// A re-read may find new notifications that make the picture
+		// stale again (a new ring overtook it): then read again before
+		// waiting, since nothing else would wake the pump for it.
+		for refresh && err == nil {
 			err = c.refreshPicture(sess)
+			c.mu.Lock()
+			c.closeEndedLocked() // a subscription that ended may have cut the re-read short
+			refresh = c.life == running && c.picDueLocked(sess)
+			c.mu.Unlock()
 		}
 		if err != nil {
 			return err
