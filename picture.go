@@ -293,12 +293,16 @@ func (c *Client) SetExpectedVotes(ctx context.Context, expected uint32) error {
 	})
 }
 
-// SetVotes sets the votes of node nodeID (0: this node), as
-// `corosync-quorumtool -v` does (votequorum_setvotes). corosync's refusals
-// come as an *Error with its code: CodeNameNotFound for a node votequorum
-// does not know, CodeInvalidParam (matching ErrInvalidParam) for a value it
-// refuses. The Client must have been opened WithPicture; while it is
-// reconnecting the error matches ErrConnectionLost.
+// SetVotes sets the votes of node nodeID, as `corosync-quorumtool -v -n`
+// does (votequorum_setvotes). As in votequorum, node id 0 is the quorum
+// device, not this node: this node's id is Picture().NodeID. corosync
+// applies it in this node's partition, and notifies nothing unless quorate
+// changes (see WithPictureRefresh); this Client re-reads at once.
+// corosync's refusals come as an *Error with its code: CodeNameNotFound for
+// a node votequorum does not know, CodeInvalidParam (matching
+// ErrInvalidParam) for votes it refuses. The Client must have been opened
+// WithPicture; while it is reconnecting the error matches
+// ErrConnectionLost.
 func (c *Client) SetVotes(ctx context.Context, nodeID, votes uint32) error {
 	return c.voteRequest(ctx, "votequorum_setvotes", func(v voteConn) error {
 		return v.SetVotes(ctx, nodeID, votes)

@@ -74,9 +74,10 @@ type VoteEvent struct {
 }
 
 // ConfNode is one node of corosync's configured nodelist (cmap
-// nodelist.node.<n>): its id and its name as corosync-quorumtool shows it
-// (the name key, or ring0_addr when there is none, as on corosync 2.x), and
-// its configured votes (quorum_votes; 0 when not set, which means 1).
+// nodelist.node.<n>): its id, its name as corosync-quorumtool of the
+// server's version shows it (3.x: the name key, else ring0_addr; 2.x:
+// ring0_addr always), and its configured votes (quorum_votes; 0 when not
+// set, which means 1).
 type ConfNode struct {
 	ID    uint32
 	Name  string
