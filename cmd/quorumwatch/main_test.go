@@ -626,7 +626,7 @@ func TestFormat(t *testing.T) {
 		t.Errorf("humanLine:\n got %q\nwant %q", got, wantLine)
 	}
 	var buf bytes.Buffer
-	if err := appendJSON(&buf, ev); err != nil {
+	if err := encodeJSON(&buf, toJSON(ev)); err != nil {
 		t.Fatal(err)
 	}
 	wantJSON := `{"time":"2026-11-25T09:00:00.123456789Z","seq":7,"kind":"quorum","initial":true,"quorate":false,"state":"unknown",` +
@@ -641,7 +641,7 @@ func TestFormat(t *testing.T) {
 		t.Errorf("humanLine:\n got %q\nwant %q", got, want)
 	}
 	buf.Reset()
-	if err := appendJSON(&buf, ev); err != nil {
+	if err := encodeJSON(&buf, toJSON(ev)); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(buf.String(), "null") || strings.Contains(buf.String(), `"error"`) {

@@ -23,16 +23,22 @@ type printer struct {
 
 func newPrinter(w io.Writer, asJSON bool) *printer { return &printer{w: w, json: asJSON} }
 
-// print writes ev as one line with a single Write, so that a reader of a
-// pipe never sees half an event.
+// print writes ev as one line.
 func (p *printer) print(ev quorum.QuorumEvent) error {
+	return p.line(func() any { return toJSON(ev) }, func() string { return humanLine(ev) })
+}
+
+// line writes one record with a single Write, so that a reader of a pipe
+// never sees half of one: asJSON's value as JSON with --json, else text's
+// line.
+func (p *printer) line(asJSON func() any, text func() string) error {
 	p.buf.Reset()
 	if p.json {
-		if err := appendJSON(&p.buf, ev); err != nil {
+		if err := encodeJSON(&p.buf, asJSON()); err != nil {
 			return err
 		}
 	} else {
-		p.buf.WriteString(humanLine(ev))
+		p.buf.WriteString(text())
 		p.buf.WriteByte('\n')
 	}
 	_, err := p.w.Write(p.buf.Bytes())
@@ -147,9 +153,4 @@ func nonNil(s []uint32) []uint32 {
 // "error", with seq 0 since it was not delivered by a subscription.
 func (p *printer) printError(t time.Time, msg string) error {
 	return p.print(quorum.QuorumEvent{Time: t, Kind: quorum.EventError, Err: errors.New(msg)})
-}
-
-// appendJSON writes ev as one JSON line.
-func appendJSON(buf *bytes.Buffer, ev quorum.QuorumEvent) error {
-	return encodeJSON(buf, toJSON(ev))
 }

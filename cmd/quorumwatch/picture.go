@@ -88,17 +88,7 @@ func (w *watcher) streamPictures(ctx context.Context, opts []quorum.OpenOption) 
 
 // printPicture writes p as one line: text or JSON.
 func (p *printer) printPicture(pic quorum.Picture) error {
-	p.buf.Reset()
-	if p.json {
-		if err := encodeJSON(&p.buf, pictureJSON(pic)); err != nil {
-			return err
-		}
-	} else {
-		p.buf.WriteString(pictureLine(pic))
-		p.buf.WriteByte('\n')
-	}
-	_, err := p.w.Write(p.buf.Bytes())
-	return err
+	return p.line(func() any { return pictureJSON(pic) }, func() string { return pictureLine(pic) })
 }
 
 // printSummary writes p as corosync-quorumtool -s lays it out, or as one

@@ -22,19 +22,6 @@ import (
 	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
-// VoteConn has the methods of the root package's voteConn, which this
-// package cannot import.
-var _ interface {
-	Fds() []int
-	Dispatch(fn func(model.VoteEvent)) error
-	TrackStart(ctx context.Context) error
-	Config(ctx context.Context) (model.Config, error)
-	GetInfo(ctx context.Context, nodeID uint32) (model.VoteInfo, error)
-	SetExpected(ctx context.Context, expected uint32) error
-	SetVotes(ctx context.Context, nodeID, votes uint32) error
-	Close() error
-} = (*VoteConn)(nil)
-
 // dialVotes runs DialVotes on a thread inside node i's network namespace.
 func dialVotes(t *testing.T, cl *testcluster.Cluster, i int, ctx context.Context, trusted []uint32) (vc *VoteConn, err error) {
 	t.Helper()

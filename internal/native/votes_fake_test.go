@@ -396,19 +396,6 @@ func nodelistKeys(f *fakeVotes) {
 	set("nodelist.nodes", u32Value(99)) // not a node entry
 }
 
-// The root package's voteConn, which VoteConn must satisfy (the root
-// package imports this one, so the check is made here).
-var _ interface {
-	Fds() []int
-	Dispatch(fn func(model.VoteEvent)) error
-	TrackStart(ctx context.Context) error
-	Config(ctx context.Context) (model.Config, error)
-	GetInfo(ctx context.Context, nodeID uint32) (model.VoteInfo, error)
-	SetExpected(ctx context.Context, expected uint32) error
-	SetVotes(ctx context.Context, nodeID, votes uint32) error
-	Close() error
-} = (*VoteConn)(nil)
-
 func TestFakeVotes(t *testing.T) {
 	for _, version := range fakeVersions {
 		for _, socket := range []bool{false, true} {
