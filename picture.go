@@ -76,7 +76,7 @@ type NodeInfo struct {
 	// node is not in the configured nodelist.
 	Name string
 	// Votes are the node's votes, as votequorum has them (the configured
-	// quorum_votes for a node it has never seen).
+	// quorum_votes for a node it has never seen; 0 without a provider).
 	Votes uint32
 	State NodeState
 	// Local marks this node.

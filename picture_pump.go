@@ -300,7 +300,9 @@ func (c *Client) buildPictureLocked(sess *session) Picture {
 		if info, ok := p.infos[id]; ok {
 			n.Votes, n.State, n.Qdevice = info.Votes, NodeState(info.State), qdeviceState(info.Flags)
 		} else {
-			n.Votes = max(names[id].Votes, 1)
+			if p.cfg.Provider == votequorumProvider {
+				n.Votes = max(names[id].Votes, 1) // as configured: 0 means 1
+			}
 			if s, ok := p.seen[id]; ok {
 				n.State = NodeState(s.State)
 			}
@@ -347,7 +349,16 @@ func samePicture(a, b Picture) bool {
 		a.NodeID == b.NodeID && a.RingID == b.RingID && a.Quorate == b.Quorate &&
 		a.ExpectedVotes == b.ExpectedVotes && a.HighestExpected == b.HighestExpected &&
 		a.TotalVotes == b.TotalVotes && a.Quorum == b.Quorum && a.Flags == b.Flags &&
-		a.Qdevice == b.Qdevice && slices.Equal(a.Nodes, b.Nodes) && errors.Is(a.Err, b.Err) && errors.Is(b.Err, a.Err)
+		a.Qdevice == b.Qdevice && slices.Equal(a.Nodes, b.Nodes) && errText(a.Err) == errText(b.Err)
+}
+
+// errText compares errors by what they say: a re-read that fails again the
+// same way is not news.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // picDownLocked publishes that the state is unknown.
