@@ -4,6 +4,7 @@ package quorum_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -130,6 +131,27 @@ var picScenarios = []picScenario{
 		w[1].expect(t, picWant{quorate: false, members: ids(1, 3), expected: 5, highest: 5, total: 2, quorum: 3,
 			votes: map[uint32]uint32{}})
 	}},
+	{"votes and expected votes set through the Client", picSpec{nodes: 3}, func(t *testing.T, e picEnv, w map[int]*picWatch) {
+		// No refresh: the Client re-reads after its own calls.
+		ctx, cancel := context.WithTimeout(context.Background(), e.wait())
+		defer cancel()
+		for _, c := range w[1].clients {
+			err := c.SetExpectedVotes(ctx, 2)
+			var qe *quorum.Error
+			if !errors.Is(err, quorum.ErrInvalidParam) || !errors.As(err, &qe) || qe.Code != quorum.CodeInvalidParam {
+				t.Fatalf("SetExpectedVotes below the votes present: %v", err)
+			}
+			if err := c.SetVotes(ctx, 99, 1); !errors.As(err, &qe) || qe.Code != quorum.CodeNameNotFound {
+				t.Fatalf("SetVotes of an unknown node: %v", err)
+			}
+		}
+		must(t, w[1].clients[0].SetVotes(ctx, 3, 2))
+		w[1].expect(t, picWant{quorate: true, members: ids(1, 2, 3), expected: 4, highest: 4, total: 4, quorum: 3,
+			flags: "Quorate", votes: map[uint32]uint32{3: 2}})
+		must(t, w[1].clients[0].SetExpectedVotes(ctx, 6))
+		w[1].expect(t, picWant{quorate: true, members: ids(1, 2, 3), expected: 6, highest: 6, total: 4, quorum: 4,
+			flags: "Quorate", votes: map[uint32]uint32{3: 2}})
+	}},
 	{"node renamed by a reload", picSpec{nodes: 3, names: map[int]string{2: "db-two"}}, func(t *testing.T, e picEnv, w map[int]*picWatch) {
 		base := picWant{quorate: true, members: ids(1, 2, 3), expected: 3, highest: 3, total: 3, quorum: 2, flags: "Quorate"}
 		want := base
@@ -191,11 +213,12 @@ var picScenarios = []picScenario{
 
 // picWatch follows one node's picture through each client watching it.
 type picWatch struct {
-	e     picEnv
-	node  int
-	names []string
-	chs   []<-chan quorum.Picture
-	last  []quorum.Picture
+	e       picEnv
+	node    int
+	names   []string
+	clients []*quorum.Client
+	chs     []<-chan quorum.Picture
+	last    []quorum.Picture
 }
 
 func watchPicture(t *testing.T, e picEnv, i int, spec picSpec) *picWatch {
@@ -218,6 +241,7 @@ func watchPicture(t *testing.T, e picEnv, i int, spec picSpec) *picWatch {
 			t.Fatal(err)
 		}
 		w.names = append(w.names, nb.name)
+		w.clients = append(w.clients, c)
 		w.chs = append(w.chs, ch)
 		w.last = append(w.last, quorum.Picture{})
 	}

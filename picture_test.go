@@ -134,3 +134,44 @@ func TestPictureFrozenCorosync(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPictureMisuse: a Client opened without WithPicture says so, and a
+// Backend of another package cannot give a picture.
+func TestPictureMisuse(t *testing.T) {
+	c, err := quorum.NewSimClusterN(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := quorum.Open(context.Background(), quorum.WithBackend(c.Backend(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if p := cl.Picture(); !errors.Is(p.Err, quorum.ErrInvalidParam) || p.Connected {
+		t.Errorf("Picture without WithPicture: %+v", p)
+	}
+	if _, err := cl.SubscribePicture(context.Background()); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("SubscribePicture without WithPicture: %v", err)
+	}
+	if err := cl.SetVotes(context.Background(), 1, 2); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("SetVotes without WithPicture: %v", err)
+	}
+	if err := cl.SetExpectedVotes(context.Background(), 0); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("SetExpectedVotes(0): %v", err)
+	}
+	var zero quorum.Client
+	if p := zero.Picture(); !errors.Is(p.Err, quorum.ErrInvalidParam) {
+		t.Errorf("Picture of a zero Client: %+v", p)
+	}
+	_, err = quorum.Open(context.Background(), quorum.WithBackend(thirdParty{c.Backend(1)}), quorum.WithPicture(),
+		quorum.WithoutReconnect())
+	if !errors.Is(err, quorum.ErrNotSupported) {
+		t.Errorf("WithPicture on another package's Backend: %v", err)
+	}
+	if _, err := quorum.Open(context.Background(), quorum.WithPictureRefresh(0)); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("WithPictureRefresh(0): %v", err)
+	}
+}
+
+// thirdParty is a Backend written outside this package.
+type thirdParty struct{ quorum.Backend }
