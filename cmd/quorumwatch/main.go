@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -46,6 +47,9 @@ func main() {
 type env struct {
 	pace time.Duration
 	sim  *quorum.SimCluster // nil: a fresh cluster of simClusterNodes nodes
+	// listening, when set, learns the addresses serve listens on (a test
+	// asks for 127.0.0.1:0), once they accept connections.
+	listening func([]net.Addr)
 }
 
 // run is the whole command: it parses args, watches the quorum stream until
@@ -68,6 +72,8 @@ type config struct {
 }
 
 const usageText = `Usage: quorumwatch [options]
+       quorumwatch serve [options]   (a Prometheus exporter, health endpoint and
+                                      status page: quorumwatch serve --help)
 
 Prints corosync's quorum and membership events, one line per event, until
 interrupted (Ctrl-C). With --once it prints the current state and exits
@@ -208,6 +214,9 @@ func backendByName(name string, sim *quorum.SimCluster, node uint32) (quorum.Bac
 }
 
 func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, e env) int {
+	if len(args) > 0 && args[0] == "serve" {
+		return runServe(ctx, args[1:], stdout, stderr, e)
+	}
 	cfg, err := parseArgs(args)
 	if errors.Is(err, errHelp) {
 		io.WriteString(stdout, usageText)
@@ -218,28 +227,9 @@ func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, e env)
 		return exitError
 	}
 
-	var sim *quorum.SimCluster
-	if cfg.backend == "sim" {
-		sim = e.sim
-		if sim == nil {
-			if sim, err = quorum.NewSimClusterN(simClusterNodes); err != nil {
-				fmt.Fprintf(stderr, "quorumwatch: %v\n", err)
-				return exitError
-			}
-		}
-		if _, _, _, err := sim.View(cfg.node); errors.Is(err, quorum.ErrInvalidParam) {
-			fmt.Fprintf(stderr, "quorumwatch: --node %d: %v\nRun 'quorumwatch --help' for usage.\n", cfg.node, err)
-			return exitError
-		}
-	}
-	backend, err := backendByName(cfg.backend, sim, cfg.node)
-	if err != nil {
-		fmt.Fprintf(stderr, "quorumwatch: %v\n", err)
-		return exitError
-	}
-	var opts []quorum.OpenOption
-	if backend != nil {
-		opts = append(opts, quorum.WithBackend(backend))
+	sim, opts, code := backendOptions(cfg.backend, cfg.node, e, stderr, "quorumwatch --help")
+	if code != exitOK {
+		return code
 	}
 
 	w := &watcher{cfg: cfg, out: newPrinter(stdout, cfg.json), stderr: stderr}
@@ -257,6 +247,38 @@ func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer, e env)
 		sc = newScenario(sim, cfg.node, stderr)
 	}
 	return w.stream(ctx, opts, sc, e.pace)
+}
+
+// backendOptions resolves --backend and --node, shared by the watcher and
+// serve: the simulated cluster behind "sim" (nil otherwise) and the options
+// that select the backend. A bad choice is reported on stderr, pointing to
+// help, and returns exitError.
+func backendOptions(name string, node uint32, e env, stderr io.Writer, help string) (*quorum.SimCluster, []quorum.OpenOption, int) {
+	var sim *quorum.SimCluster
+	var err error
+	if name == "sim" {
+		sim = e.sim
+		if sim == nil {
+			if sim, err = quorum.NewSimClusterN(simClusterNodes); err != nil {
+				fmt.Fprintf(stderr, "quorumwatch: %v\n", err)
+				return nil, nil, exitError
+			}
+		}
+		if _, _, _, err := sim.View(node); errors.Is(err, quorum.ErrInvalidParam) {
+			fmt.Fprintf(stderr, "quorumwatch: --node %d: %v\nRun '%s' for usage.\n", node, err, help)
+			return nil, nil, exitError
+		}
+	}
+	backend, err := backendByName(name, sim, node)
+	if err != nil {
+		fmt.Fprintf(stderr, "quorumwatch: %v\n", err)
+		return nil, nil, exitError
+	}
+	var opts []quorum.OpenOption
+	if backend != nil {
+		opts = append(opts, quorum.WithBackend(backend))
+	}
+	return sim, opts, exitOK
 }
 
 // watcher runs one subscription and prints it.
