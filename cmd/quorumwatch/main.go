@@ -353,7 +353,7 @@ func (w *watcher) openOnce(ctx context.Context, opts []quorum.OpenOption) (*quor
 func (w *watcher) once(ctx context.Context, opts []quorum.OpenOption) int {
 	tctx, cancel := context.WithTimeout(ctx, w.cfg.timeout)
 	defer cancel()
-	c, err := w.openOnce(tctx, opts)
+	c, err := w.openOnce(tctx, w.withNames(opts))
 	if err != nil {
 		if ctx.Err() != nil {
 			return exitInterrupted
@@ -361,6 +361,7 @@ func (w *watcher) once(ctx context.Context, opts []quorum.OpenOption) int {
 		return w.connectFailed(err)
 	}
 	defer c.Close()
+	w.learnNames(tctx, c)
 	ch, err := c.Subscribe(tctx, quorum.TrackCurrent)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -398,6 +399,37 @@ func (w *watcher) once(ctx context.Context, opts []quorum.OpenOption) int {
 	}
 }
 
+// withNames adds the picture to a text stream's Client, for node names.
+func (w *watcher) withNames(opts []quorum.OpenOption) []quorum.OpenOption {
+	if w.cfg.json {
+		return opts // scripts get ids; names are in --picture's JSON
+	}
+	return append(opts[:len(opts):len(opts)], quorum.WithPicture())
+}
+
+// learnNames waits, within --timeout, for c's first picture, so that even
+// the snapshot's lines have names, then lets the printer read the names
+// from c's cache. Without the picture (JSON, or corosync unreachable) lines
+// show ids alone.
+func (w *watcher) learnNames(ctx context.Context, c *quorum.Client) {
+	if w.cfg.json {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.timeout)
+	defer cancel()
+	if ch, err := c.SubscribePicture(ctx); err == nil {
+		for p := range ch {
+			if p.Connected || p.Err != nil {
+				break
+			}
+		}
+		cancel()
+		for range ch {
+		}
+	}
+	w.out.names = func() []quorum.NodeInfo { return c.Picture().Nodes }
+}
+
 // stream prints events until ctx ends (exit 0), the stream ends in error
 // (exit 1), or, with a scenario, the scenario has played out (exit 0).
 func (w *watcher) stream(ctx context.Context, opts []quorum.OpenOption, sc *scenario, pace time.Duration) int {
@@ -407,7 +439,7 @@ func (w *watcher) stream(ctx context.Context, opts []quorum.OpenOption, sc *scen
 		// coalesced, and the scenario is far smaller than the buffer.
 		subOpts = append(subOpts, quorum.WithLossless(64))
 	}
-	c, err := w.open(ctx, opts)
+	c, err := w.open(ctx, w.withNames(opts))
 	if err != nil {
 		if ctx.Err() != nil {
 			return exitOK // interrupted while connecting
@@ -415,6 +447,7 @@ func (w *watcher) stream(ctx context.Context, opts []quorum.OpenOption, sc *scen
 		return w.connectFailed(err)
 	}
 	defer c.Close()
+	w.learnNames(ctx, c)
 	subCtx, endSub := context.WithCancel(ctx)
 	defer endSub()
 	ch, err := c.Subscribe(subCtx, w.cfg.flags, subOpts...)

@@ -119,7 +119,7 @@ func scenarioFor(viewer uint32) []want {
 
 var humanRE = regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) #(\d+) (nodelist|quorum|disconnected|reconnected|error) ` +
 	`ring ([0-9a-f]+)\.([0-9a-f]+) (quorate|inquorate|unknown) members \[([\d ]*)\] joined \[([\d ]*)\] left \[([\d ]*)\]` +
-	`( initial)?( coalesced \d+)?( error: .+)?$`)
+	`(?: names(?: \d+=\S+)+)?( initial)?( coalesced \d+)?( error: .+)?$`)
 
 func parseIDs(t *testing.T, s string) []uint32 {
 	t.Helper()
@@ -622,7 +622,7 @@ func TestFormat(t *testing.T) {
 	// The ring id in hex, as corosync prints it; an event with an error
 	// carries no known state.
 	wantLine := "2026-11-25T09:00:00.123Z #7 quorum ring 2.28 unknown members [2 3] joined [] left [1] initial coalesced 3 error: two; lines"
-	if got := humanLine(ev); got != wantLine {
+	if got := humanLine(ev, ""); got != wantLine {
 		t.Errorf("humanLine:\n got %q\nwant %q", got, wantLine)
 	}
 	var buf bytes.Buffer
@@ -637,7 +637,7 @@ func TestFormat(t *testing.T) {
 	checkJSONLine(t, strings.TrimSuffix(buf.String(), "\n"))
 
 	ev = quorum.QuorumEvent{Time: ts, Seq: 1, Kind: quorum.EventReconnected}
-	if got, want := humanLine(ev), "2026-11-25T09:00:00.123Z #1 reconnected ring 0.0 unknown members [] joined [] left []"; got != want {
+	if got, want := humanLine(ev, ""), "2026-11-25T09:00:00.123Z #1 reconnected ring 0.0 unknown members [] joined [] left []"; got != want {
 		t.Errorf("humanLine:\n got %q\nwant %q", got, want)
 	}
 	buf.Reset()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,13 +20,22 @@ type printer struct {
 	w    io.Writer
 	json bool
 	buf  bytes.Buffer
+	// names gives node names for text lines (nil: ids alone): the
+	// picture's, which the watcher keeps.
+	names func() []quorum.NodeInfo
 }
 
 func newPrinter(w io.Writer, asJSON bool) *printer { return &printer{w: w, json: asJSON} }
 
 // print writes ev as one line.
 func (p *printer) print(ev quorum.QuorumEvent) error {
-	return p.line(func() any { return toJSON(ev) }, func() string { return humanLine(ev) })
+	return p.line(func() any { return toJSON(ev) }, func() string {
+		legend := ""
+		if p.names != nil {
+			legend = nameLegend(p.names(), ev.Members, ev.Joined, ev.Left)
+		}
+		return humanLine(ev, legend)
+	})
 }
 
 // line writes one record with a single Write, so that a reader of a pipe
@@ -49,14 +59,15 @@ func (p *printer) line(asJSON func() any, text func() string) error {
 //
 //	2026-11-25T10:00:00.123Z #3 nodelist ring 1.2c quorate members [1 2 3 4] joined [] left [5]
 //
+// with legend (the nodes' names, see nameLegend) after the lists
 // (the ring id in hex, as corosync logs it) followed by " initial", " coalesced N" and " error: ..." when they apply.
 // The state word is "quorate" or "inquorate" on nodelist and quorum events,
 // and "unknown" on connection events, where the engine cannot know it.
-func humanLine(ev quorum.QuorumEvent) string {
+func humanLine(ev quorum.QuorumEvent, legend string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s #%d %s ring %s %s members %s joined %s left %s",
+	fmt.Fprintf(&b, "%s #%d %s ring %s %s members %s joined %s left %s%s",
 		ev.Time.UTC().Format(humanTime), ev.Seq, ev.Kind, ev.RingID,
-		stateWord(ev), ids(ev.Members), ids(ev.Joined), ids(ev.Left))
+		stateWord(ev), ids(ev.Members), ids(ev.Joined), ids(ev.Left), legend)
 	if ev.Initial {
 		b.WriteString(" initial")
 	}
@@ -66,6 +77,31 @@ func humanLine(ev quorum.QuorumEvent) string {
 	if ev.Err != nil {
 		b.WriteString(" error: ")
 		b.WriteString(oneLine(ev.Err.Error()))
+	}
+	return b.String()
+}
+
+// nameLegend names the nodes of the lists whose names are known, as
+// " names 1=node1 2=node2", so that people see names wherever ids are
+// shown; "" when none is known.
+func nameLegend(nodes []quorum.NodeInfo, lists ...[]uint32) string {
+	var b strings.Builder
+	var done []uint32
+	for _, l := range lists {
+		for _, id := range l {
+			if slices.Contains(done, id) {
+				continue
+			}
+			done = append(done, id)
+			i := slices.IndexFunc(nodes, func(n quorum.NodeInfo) bool { return n.ID == id })
+			if i < 0 || nodes[i].Name == "" {
+				continue
+			}
+			if b.Len() == 0 {
+				b.WriteString(" names")
+			}
+			fmt.Fprintf(&b, " %d=%s", id, nodes[i].Name)
+		}
 	}
 	return b.String()
 }

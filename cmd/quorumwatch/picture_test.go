@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/corosync-go/quorum"
 	"github.com/corosync-go/quorum/internal/syncbuf"
 )
 
@@ -115,5 +116,25 @@ func TestPictureStream(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 || errOut.String() != "" {
 		t.Fatalf("exit %d, stderr %q after interrupt", code, errOut.String())
+	}
+}
+
+// TestNames: text lines name the nodes they show; JSON keeps ids.
+func TestNames(t *testing.T) {
+	nodes := []quorum.NodeInfo{{ID: 1, Name: "alpha"}, {ID: 2, Name: "db.example"}, {ID: 3}}
+	if got, want := nameLegend(nodes, []uint32{1, 2, 3}, nil, []uint32{2, 7}), " names 1=alpha 2=db.example"; got != want {
+		t.Errorf("legend %q, want %q", got, want)
+	}
+	if got := nameLegend(nodes, []uint32{3, 7}); got != "" {
+		t.Errorf("legend of unnamed nodes %q, want none", got)
+	}
+	c := newSim(t)
+	code, out, errOut := runT(t, context.Background(), env{sim: c}, "--backend", "sim", "--once")
+	if code != 0 || !strings.Contains(out, " members [1 2 3 4 5] joined [] left [] names 1=node1 2=node2 3=node3 4=node4 5=node5 initial\n") {
+		t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, out, _ = runT(t, context.Background(), env{sim: c}, "--backend", "sim", "--once", "--json")
+	if code != 0 || strings.Contains(out, "node1") {
+		t.Errorf("--json: exit %d, stdout:\n%s", code, out)
 	}
 }
