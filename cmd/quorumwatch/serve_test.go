@@ -817,7 +817,7 @@ func TestServePage(t *testing.T) {
 		`<tr class="n-member local" data-node-id="1">`,
 		`<td class="name">node1 <span class="tag">this node</span></td>`,
 		`<tr class="n-dead" data-node-id="5">`,
-		`<dd id="v-quorum">3</dd>`, `<dd id="v-expected">5</dd>`, `<dd id="v-flags">Quorate</dd>`,
+		`<dd id="v-quorum">3</dd>`, `<dd id="v-expected">5</dd>`, `<dd class="text" id="v-flags">Quorate</dd>`,
 		"node5(5) left",
 		`<a href="prom">metrics</a>`,
 		`<meta name="viewport" content="width=device-width, initial-scale=1">`,
