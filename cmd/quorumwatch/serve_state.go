@@ -61,6 +61,7 @@ type counters struct {
 	overflows         uint64
 
 	// what the next event is compared with
+	connected  bool // the last event was not a disconnection
 	seen       bool // a nodelist event was seen
 	ring       quorum.RingID
 	members    []uint32
@@ -190,7 +191,9 @@ func (s *server) followPictures(ctx context.Context, c *quorum.Client) {
 // to the event streams.
 func (s *server) publishLocked(p quorum.Picture) {
 	s.cur = p
-	s.history.observe(p)
+	if c, ok := s.history.observe(p); ok {
+		s.log.Info("change", "state", c.status, "ring", p.RingID.String(), "what", c.text)
+	}
 	s.broadcastLocked()
 }
 
@@ -245,12 +248,18 @@ func (s *server) count(ctx context.Context, c *quorum.Client) {
 func (k *counters) observe(ev quorum.QuorumEvent) {
 	switch ev.Kind {
 	case quorum.EventDisconnected:
-		k.disconnections++
+		// A subscription renewed while corosync is down starts with
+		// the disconnection already counted.
+		if k.connected {
+			k.disconnections++
+		}
+		k.connected = false
 	case quorum.EventError:
 		if errors.Is(ev.Err, quorum.ErrSlowConsumer) {
 			k.overflows++
 		}
 	case quorum.EventNodeList:
+		k.connected = true
 		if k.seen {
 			if ev.RingID != k.ring {
 				k.ringChanges++
@@ -334,10 +343,10 @@ func (l *changeLog) add(t time.Time, status, text string) {
 	l.entries = append(l.entries, change{time: t, status: status, text: text})
 }
 
-// observe logs what p changed. A change of membership comes first as a
-// Syncing value (ring, members, quorate) and then complete (votes,
-// thresholds): the second joins the first's entry.
-func (l *changeLog) observe(p quorum.Picture) {
+// observe logs what p changed and returns what it added. A change of
+// membership comes first as a Syncing value (ring, members, quorate) and
+// then complete (votes, thresholds): the second joins the first's entry.
+func (l *changeLog) observe(p quorum.Picture) (change, bool) {
 	t := p.Time
 	if t.IsZero() {
 		t = time.Now()
@@ -367,19 +376,20 @@ func (l *changeLog) observe(p quorum.Picture) {
 		l.prev, l.prevSet = p, true
 	}
 	if len(parts) == 0 {
-		return
+		return change{}, false
 	}
 	text := strings.Join(parts, "; ")
 	if n := len(l.entries); n > 0 && known(p) {
 		if last := &l.entries[n-1]; last.open && last.ring == p.RingID && last.status == v.status {
 			last.text += "; " + text
 			last.open = p.Syncing
-			return
+			return change{time: t, status: v.status, text: text, ring: p.RingID}, true
 		}
 	}
 	l.add(t, v.status, text)
 	last := &l.entries[len(l.entries)-1]
 	last.ring, last.open = p.RingID, known(p) && p.Syncing
+	return *last, true
 }
 
 func quorateWord(q bool) string {

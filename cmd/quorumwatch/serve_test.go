@@ -1060,3 +1060,36 @@ func TestServeSystemd(t *testing.T) {
 	}
 	t.Logf("notifications after READY: %q", seen)
 }
+
+// TestCountersObserve feeds the counting rules the events that the engine
+// sends but a simulated cluster cannot easily make: an overflow, and a
+// subscription renewed while corosync is down.
+func TestCountersObserve(t *testing.T) {
+	ring := func(seq uint64) quorum.RingID { return quorum.RingID{NodeID: 1, Seq: seq} }
+	nl := func(seq uint64, initial bool, members, joined, left []uint32) quorum.QuorumEvent {
+		return quorum.QuorumEvent{Kind: quorum.EventNodeList, Initial: initial, RingID: ring(seq), Members: members, Joined: joined, Left: left}
+	}
+	q := func(seq uint64, initial, quorate bool) quorum.QuorumEvent {
+		return quorum.QuorumEvent{Kind: quorum.EventQuorum, Initial: initial, RingID: ring(seq), Quorate: quorate, Members: []uint32{1}}
+	}
+	var k counters
+	for _, ev := range []quorum.QuorumEvent{
+		nl(8, true, []uint32{1, 2, 3}, nil, nil), q(8, true, true), // the snapshot: nothing counted
+		nl(9, false, []uint32{1, 2}, nil, []uint32{3}), q(9, false, true),
+		// the lossless buffer overflows: the stream ends, and is renewed
+		{Kind: quorum.EventError, Err: quorum.ErrSlowConsumer, RingID: ring(11)},
+		// the new snapshot: ring 11, node 2 gone too, not quorate
+		nl(11, true, []uint32{1}, nil, nil), q(11, true, false),
+		{Kind: quorum.EventDisconnected, Err: quorum.ErrConnectionLost},
+		// renewed while down: the same disconnection again
+		{Kind: quorum.EventDisconnected, Err: quorum.ErrConnectionLost},
+		{Kind: quorum.EventReconnected},
+		nl(12, true, []uint32{1, 2, 3}, []uint32{2, 3}, nil), q(12, true, true),
+	} {
+		k.observe(ev)
+	}
+	got := [6]uint64{k.ringChanges, k.membershipChanges, k.toInquorate, k.toQuorate, k.disconnections, k.overflows}
+	if want := [6]uint64{3, 3, 1, 1, 1, 1}; got != want {
+		t.Errorf("ring, membership, to inquorate, to quorate, disconnections, overflows = %v, want %v", got, want)
+	}
+}
