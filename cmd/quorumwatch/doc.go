@@ -6,6 +6,7 @@
 //	quorumwatch [--backend auto|libquorum|native|sim] [--flags LIST] [--json] [--timeout D]
 //	quorumwatch --once [--backend ...] [--json] [--timeout D]
 //	quorumwatch --sim [--node N] [--json]
+//	quorumwatch serve [--web.listen-address ADDR] [--web.config.file PATH] [--backend ...] [options]
 //
 // Flags:
 //
@@ -55,6 +56,31 @@
 //
 // Usage errors exit 1, not 2 as is common, because 2 means "not quorate", as
 // with corosync-quorumtool.
+//
+// # Serve
+//
+// quorumwatch serve is a long-running exporter for Prometheus, load
+// balancers and people. It keeps one Client opened WithPicture (re-read
+// every --corosync.refresh-interval, 10s by default) and serves from its
+// cache, so that no request ever waits for corosync:
+//
+//	/metrics      Prometheus metrics, corosync_quorum_*, and with
+//	              --compat.ha-cluster-exporter ha_cluster_exporter's
+//	              ha_cluster_corosync_* names (--web.telemetry-path)
+//	/healthz      200 when connected and quorate, 503 when not quorate or
+//	              the state is unknown (connecting, disconnected, or a
+//	              frozen corosync); the picture as JSON in the body
+//	/api/picture  the picture as JSON, as --picture --json prints it
+//	/             a status page, live through server-sent events (/events)
+//	/-/healthy    200 while it serves
+//
+// It listens at --web.listen-address (default :9959, repeatable), with TLS
+// and basic auth from an exporter-toolkit --web.config.file, logs
+// "msg=listening address=HOST:PORT" per listener, tells systemd READY=1
+// once it has read corosync's state and STOPPING=1 on SIGTERM, and exits 0
+// after a clean stop, 1 on bad usage or when corosync refuses it.
+// quorumwatch serve --help lists the options; docs/exporter.md describes
+// every metric, the health states and the systemd unit in contrib/systemd.
 //
 // # Text output
 //
