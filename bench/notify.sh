@@ -4,18 +4,28 @@
 # subscribed to the same node at the same time.
 #
 #   sudo bench/notify.sh [notifydelay flags]
-#       e.g. -changes 20 -method cut -nodes 3 -v
+#       e.g. -nodes 5 -scenario faults -runs 5       (issue 11's comparison)
+#            -changes 20 -method cut -nodes 3 -v
+#            -watchers c-control,go-libquorum-raw,go-native-raw
 #
 # It builds bench/c/notify_watch.c (poll(2) + quorum_dispatch, stamping
 # CLOCK_REALTIME in each callback) and bench/notifydelay (quorum.Subscribe
 # per backend, stamping time.Now() as each event leaves the channel), then
-# runs notifydelay -run: a 3-node corosync cluster (internal/testcluster,
-# namespaces qtc-PID-...), two C watchers and a Go watcher per backend in
-# node 1, and 10 membership changes by default (the last node killed and
-# restarted). It prints, per watcher, the median, min and max delay of each
-# event after the first C watcher's callback for the same event; the second
-# C watcher shows what the order in which corosync serves its connections
-# alone adds.
+# runs notifydelay -run: a cluster (internal/testcluster, namespaces
+# qtc-PID-..., 3 nodes by default), the reference C watcher "c" and the
+# -watchers (by default a second C watcher, c-control, and a Go watcher per
+# backend) in node 1, started in a random order, and a scenario of
+# membership changes: by default 10, the last node killed and restarted;
+# with -scenario faults on 5 nodes, kills, a cut-off node and its return,
+# a lost and regained quorum, restarts (8 changes, 16 notifications).
+# -runs N repeats the scenario with fresh watchers. It prints, per run and
+# per watcher, the median, min and max delay of each event after the c
+# watcher's callback for the same event, over all events and per kind, and
+# with several runs a summary (each run's median, their median, the max).
+# The second C watcher shows what the order in which corosync serves its
+# connections, and the machine's scheduling, alone add. The -raw watchers
+# drive a backend's connection without the engine, as the C watcher drives
+# libquorum (see bench/notifydelay).
 #
 # Needs root, corosync, libquorum-dev, libcorosync-common-dev, pkg-config, a C
 # compiler, iproute2 and Go. Everything it starts is removed on exit.
