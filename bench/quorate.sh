@@ -14,6 +14,15 @@
 #   go Client/<backend>     root package BenchmarkClientQuorate: quorum.Open
 #                           and (*Client).Quorate, the public path
 #   c                       again, to show how much the machine drifted
+# and then snapshot rounds, the whole path of a notification inside a client
+# with no cluster noise: per round, quorum_trackstart(CS_TRACK_CURRENT)
+# queues a nodelist and a quorum notification, then poll(2) on the quorum
+# descriptor and dispatch until both arrived:
+#   c snapshot              bench/c/snapshot_loop.c
+#   go libquorum.Conn       internal/libquorum BenchmarkSnapshotLibquorum
+#   c snapshot              again
+# with rounds per second, the time spent dispatching per round (in
+# quorum_dispatch for C, in Conn.Dispatch for Go), and CPU time per round.
 # Each Go line is one sub-benchmark: "background" passes a context without
 # a Done channel, "deadline" one with a deadline; "-N" is GOMAXPROCS. The
 # last column is the client's CPU time (user and system, all threads) per
@@ -87,6 +96,32 @@ gobench() {
 		}'
 }
 
+# csnap: the C snapshot loop, with its CPU time as in cloop.
+csnap() {
+	ip netns exec "$ns" sh -c '"$0" -d "$1" && times' "$work/snapshot_loop" "$secs" |
+		awk 'function sec(s) { sub(/s$/, "", s); split(s, p, "m"); return p[1] * 60 + p[2] }
+			/^c snapshot/ { n = $3; rate = $8; sub(/\/s,$/, "", rate); disp = $10 }
+			/^[0-9]+m[0-9.]+s / { if (++t == 2) cpu = sec($1) + sec($2) }
+			END { printf "  c  %-51s %8.0f/s %7.0f %7.0f\n", "snapshot_loop", rate, disp, (n > 0 ? cpu * 1e9 / n : 0) }'
+}
+
+# gosnap LABEL BINARY PATTERN: the Go snapshot benchmark, printed as csnap.
+gosnap() {
+	ip netns exec "$ns" "$2" -test.run '^$' -test.bench "$3" -test.benchtime "${secs}s" \
+		-test.cpu "${GOBENCH_CPU:-1,2}" |
+		awk -v label="$1" '/^Benchmark/ {
+			rate = ""; cpu = ""; disp = ""
+			for (i = 1; i < NF; i++) {
+				if ($(i+1) == "rounds/s") rate = $i
+				if ($(i+1) == "cpu-ns/op") cpu = $i
+				if ($(i+1) == "dispatch-ns/op") disp = $i
+			}
+			if (rate == "") next
+			name = $1; sub(/^Benchmark/, "", name)
+			printf "  go %-16s %-34s %8.0f/s %7.0f %7.0f\n", label, name, rate, disp, cpu
+		}'
+}
+
 # cloop: the C loop, with its CPU time from the shell's times builtin (the
 # second line is the children's user and system time, in 10 ms ticks).
 cloop() {
@@ -99,6 +134,8 @@ cloop() {
 
 echo "building..."
 cc -O2 -Wall -o "$work/getquorate_loop" "$root/bench/c/getquorate_loop.c" \
+	$(pkg-config --cflags --libs libquorum)
+cc -O2 -Wall -o "$work/snapshot_loop" "$root/bench/c/snapshot_loop.c" \
 	$(pkg-config --cflags --libs libquorum)
 (
 	cd "$root"
@@ -125,5 +162,9 @@ for mode in ${QUORATE_MODES:-shm socket}; do
 	gobench native.Conn "$work/native.test" '^BenchmarkQuorateNative$'
 	gobench Client "$work/quorum.test" '^BenchmarkClientQuorate$'
 	cloop
+	echo "  snapshot rounds; columns: rounds per second, ns dispatching per round, CPU ns per round"
+	csnap
+	gosnap libquorum.Conn "$work/libquorum.test" '^BenchmarkSnapshotLibquorum$'
+	csnap
 	stop_corosync
 done
