@@ -5,6 +5,7 @@
 //
 //	quorumwatch [--backend auto|libquorum|native|sim] [--flags LIST] [--json] [--timeout D]
 //	quorumwatch --once [--backend ...] [--json] [--timeout D]
+//	quorumwatch --picture [--once] [--backend ...] [--json] [--timeout D]
 //	quorumwatch --sim [--node N] [--json]
 //	quorumwatch serve [--web.listen-address ADDR] [--web.config.file PATH] [--backend ...] [options]
 //
@@ -34,6 +35,17 @@
 //	                stderr; every event is shown (nothing is coalesced). Exits 0
 //	                at the end.
 //	--node N        the simulated node whose view is shown (1 to 5, default 1).
+//	--picture       the whole picture (votequorum's votes, expected votes,
+//	                quorum and flags, every node with its name, votes and
+//	                state, the quorum device) instead of events: one line
+//	                per change (a change of membership first comes marked
+//	                "syncing", then with the votes re-read); with --once a
+//	                summary laid out as corosync-quorumtool -s, or one JSON
+//	                object with --json, and the same exit codes.
+//
+// Text lines name the nodes they show ("names 1=node1 2=node2"), from
+// corosync's nodelist; JSON lines keep ids (the names are in --picture
+// --json).
 //
 // Outside --sim, a reader that falls behind gets coalesced events (see
 // quorum.Subscribe), marked "coalesced N". The connection is re-established

@@ -111,13 +111,7 @@ func (p *printer) printSummary(pic quorum.Picture) error {
 // the state is unknown.
 func pictureLine(pic quorum.Picture) string {
 	var b strings.Builder
-	state := "inquorate"
-	switch {
-	case !pic.Connected:
-		state = "unknown"
-	case pic.Quorate:
-		state = "quorate"
-	}
+	state := pictureState(pic)
 	fmt.Fprintf(&b, "%s ring %s %s expected %d total %d quorum %d flags [%s] nodes",
 		pic.Time.UTC().Format(humanTime), pic.RingID, state, pic.ExpectedVotes, pic.TotalVotes, pic.Quorum, pic.Flags)
 	for _, n := range pic.Nodes {
@@ -140,6 +134,20 @@ func pictureLine(pic quorum.Picture) string {
 		b.WriteString(oneLine(pic.Err.Error()))
 	}
 	return b.String()
+}
+
+// pictureState is the state word of a picture: "unknown" when corosync
+// cannot be reached, or when it did not answer the last re-read (frozen or
+// overloaded: its last quorate cannot be vouched for), else quorate or
+// inquorate.
+func pictureState(pic quorum.Picture) string {
+	switch {
+	case !pic.Connected || pic.Err != nil:
+		return "unknown"
+	case pic.Quorate:
+		return "quorate"
+	}
+	return "inquorate"
 }
 
 // nodeLabel shows a node as people know it: its name, with its id.
@@ -271,7 +279,6 @@ func pictureJSON(pic quorum.Picture) jsonPicture {
 		Kind:            "picture",
 		Connected:       pic.Connected,
 		Syncing:         pic.Syncing,
-		State:           "unknown",
 		Quorate:         pic.Quorate,
 		Provider:        pic.Provider,
 		NodeID:          pic.NodeID,
@@ -287,9 +294,7 @@ func pictureJSON(pic quorum.Picture) jsonPicture {
 	if j.Flags == nil {
 		j.Flags = []string{}
 	}
-	if pic.Connected {
-		j.State = map[bool]string{true: "quorate", false: "inquorate"}[pic.Quorate]
-	}
+	j.State = pictureState(pic)
 	for _, n := range pic.Nodes {
 		j.Nodes = append(j.Nodes, jsonNode{ID: n.ID, Name: n.Name, Votes: n.Votes, State: n.State.String(),
 			Local: n.Local, Qdevice: n.Qdevice.String()})
