@@ -263,7 +263,7 @@ func (w *picWatch) expect(t *testing.T, want picWant) {
 			select {
 			case p, ok := <-ch:
 				if !ok {
-					t.Fatalf("node %d (%s): the picture stream closed; want %s", w.node, w.names[k], want)
+					t.Fatalf("node %d (%s): the picture stream closed; want %s\nlast %s", w.node, w.names[k], want, showPicture(w.last[k]))
 				}
 				w.last[k] = p
 			case <-time.After(time.Until(deadline)):

@@ -81,7 +81,7 @@ func inspectService(fd int, before map[uint64]bool, service string) (server, err
 	}
 	peerIno, ok := peer.u32(unixDiagPeer)
 	if !ok || peerIno == 0 {
-		return server{}, fmt.Errorf("event socket (fd %d) has no peer", fd)
+		return server{}, fmt.Errorf("event socket (fd %d): %w", fd, errNoPeer)
 	}
 	owner, err := unixDiag(peerIno, udiagShowUID)
 	if err != nil {
@@ -258,9 +258,18 @@ func (s server) check(trustedUIDs []uint32) error {
 func untrusted(err error) error { return untrustedService("quorum", err) }
 
 func untrustedService(service string, err error) error {
+	if errors.Is(err, errNoPeer) {
+		// The server closed the connection as it was made: corosync
+		// stopping or restarting, which the engine retries.
+		return &cs.Error{Op: service + "_initialize", Code: cs.ErrLibrary,
+			Err: fmt.Errorf("corosync closed the %s connection as it was made: %w", service, err)}
+	}
 	return &cs.Error{Op: service + "_initialize", Code: cs.ErrSecurity,
 		Err: fmt.Errorf("cannot tell who serves corosync's %s socket, so it cannot be trusted: %w", service, err)}
 }
+
+// errNoPeer: the connection's socket has no peer any more.
+var errNoPeer = errors.New("no peer: the server closed its end")
 
 // sock_diag for AF_UNIX, from <linux/unix_diag.h>.
 const (
