@@ -188,7 +188,7 @@ func Dial(ctx context.Context, trustedUIDs []uint32) (*Conn, error) {
 func (c *Conn) initialize(trustedUIDs []uint32) error {
 	before := socketInodes()
 	h, qtype, fd, model, rc := cInit(uintptr(c.self), !forceV0.Load())
-	if err := codeError(opInit, rc); err != nil {
+	if err := initError(opInit, rc); err != nil {
 		return err
 	}
 	s, err := inspect(fd, before)

@@ -24,3 +24,15 @@ func TestUntrustedOrGone(t *testing.T) {
 		t.Errorf("unidentified server: %v", err)
 	}
 }
+
+// TestInitBadHandle: CS_ERR_BAD_HANDLE from an *_initialize is a connection
+// corosync dropped as it was made, retried as a lost connection.
+func TestInitBadHandle(t *testing.T) {
+	var ce *cs.Error
+	if err := initError("quorum_initialize", int32(cs.ErrBadHandle)); !errors.As(err, &ce) || ce.Code != cs.ErrLibrary {
+		t.Errorf("BAD_HANDLE from quorum_initialize: %v", err)
+	}
+	if err := initError("cmap_initialize", int32(cs.ErrAccess)); !errors.As(err, &ce) || ce.Code != cs.ErrAccess {
+		t.Errorf("ACCESS from cmap_initialize: %v", err)
+	}
+}

@@ -408,7 +408,7 @@ func openHandle(service string, owner *VoteConn, trustedUIDs []uint32,
 	op := service + "_initialize"
 	before := socketInodes()
 	h, fd, rc := init(uintptr(p.self))
-	if err := codeError(op, rc); err != nil {
+	if err := initError(op, rc); err != nil {
 		p.self.Delete()
 		return nil, err
 	}
