@@ -107,9 +107,11 @@
 // Changes of membership and quorum come at once, with Syncing set while
 // votequorum is re-read; the complete value follows. corosync notifies
 // nothing when votes or the quorum threshold change without quorate
-// changing (another node's corosync-quorumtool -v or -e, say): such a change
-// shows at the next notified change, or within the interval given to
-// WithPictureRefresh. SetExpectedVotes and SetVotes are the administrative
+// changing (another node's corosync-quorumtool -v or -e, say), nor when a
+// quorum device registers, leaves, or stops casting its vote (corosync's
+// main branch adds a notification for some of these, which the pure-Go
+// backend takes as a reason to re-read): such a change shows at the next
+// notified change, or within the interval given to WithPictureRefresh. SetExpectedVotes and SetVotes are the administrative
 // calls of corosync-quorumtool -e and -v. Without a quorum provider corosync
 // reports every partition quorate; Picture.Provider is then empty.
 //

@@ -54,6 +54,10 @@ const (
 	// ConfigChanged is a cmap notification on a tracked key (the nodelist,
 	// or the reload marker): the configured nodes should be read again.
 	ConfigChanged
+	// VoteOther is a votequorum notification of a kind the client does not
+	// decode (corosync main's qdevice information, id 7): something
+	// changed, and votequorum should be read again.
+	VoteOther
 )
 
 // VoteNode is one entry of votequorum's quorum notification.

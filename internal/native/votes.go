@@ -125,9 +125,13 @@ func (c *VoteConn) Dispatch(fn func(model.VoteEvent)) error {
 			if err != nil {
 				return &cs.Error{Op: op, Code: cs.ErrLibrary, Err: err}
 			}
-			if known {
-				fn(ev)
+			if !known {
+				// A kind this client does not decode still says that
+				// something changed (main's id 7 comes when a quorum
+				// device registers or leaves, which nothing else tells).
+				ev = model.VoteEvent{Kind: model.VoteOther}
 			}
+			fn(ev)
 		}
 	}
 	const op = "cmap_dispatch"

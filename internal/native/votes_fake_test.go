@@ -422,7 +422,7 @@ func testFakeVotes(t *testing.T, version string, socket bool) {
 	f.snapshot = [][]byte{
 		voteNodeListMsg(ring, 1, 2),
 		voteQuorumMsg(true, model.VoteNode{ID: 1, State: 1}, model.VoteNode{ID: 2, State: 1}, model.VoteNode{ID: 3, State: 2}, model.VoteNode{}),
-		voteExtraInfoMsg(1, "main's id 7"), // skipped
+		voteExtraInfoMsg(1, "main's id 7"), // undecoded, it says that something changed
 	}
 	c := runFakeVotes(t, f, socket, true)
 	if c.Provider() != ProviderVotequorum || !c.HasVotequorum() || len(c.Fds()) != 2 || c.Family() != f.family() {
@@ -479,8 +479,8 @@ func testFakeVotes(t *testing.T, version string, socket bool) {
 	if err := c.TrackStart(ctx); err != nil {
 		t.Fatalf("TrackStart: %v", err)
 	}
-	got := dispatchVotes(t, c, 2)
-	if len(got) != 2 || got[0].Kind != model.VoteNodeList || got[0].Ring != ring || !slices.Equal(got[0].Members, []uint32{1, 2}) ||
+	got := dispatchVotes(t, c, 3)
+	if len(got) != 3 || got[2].Kind != model.VoteOther || got[0].Kind != model.VoteNodeList || got[0].Ring != ring || !slices.Equal(got[0].Members, []uint32{1, 2}) ||
 		got[1].Kind != model.VoteQuorum || !got[1].Quorate ||
 		!slices.Equal(got[1].Nodes, []model.VoteNode{{ID: 1, State: 1}, {ID: 2, State: 1}, {ID: 3, State: 2}, {}}) {
 		t.Fatalf("snapshot %+v", got)
@@ -498,7 +498,7 @@ func testFakeVotes(t *testing.T, version string, socket bool) {
 	// Later events: expected votes, then a reload's cmap notifications,
 	// which come out as one ConfigChanged, and one of a track that is not
 	// this package's, which does not.
-	for _, e := range [][]byte{voteExpectedMsg(5), voteExtraInfoMsg(2, "skip me")} {
+	for _, e := range [][]byte{voteExpectedMsg(5), voteExtraInfoMsg(2, "not decoded")} {
 		if err := f.vq.SendEvent(e); err != nil {
 			t.Fatal(err)
 		}
@@ -513,8 +513,9 @@ func testFakeVotes(t *testing.T, version string, socket bool) {
 			t.Fatal(err)
 		}
 	}
-	got = dispatchVotes(t, c, 2)
-	if len(got) != 2 || got[0].Kind != model.VoteExpected || got[0].Expected != 5 || got[1].Kind != model.ConfigChanged {
+	got = dispatchVotes(t, c, 3)
+	if len(got) != 3 || got[0].Kind != model.VoteExpected || got[0].Expected != 5 || got[1].Kind != model.VoteOther ||
+		got[2].Kind != model.ConfigChanged {
 		t.Fatalf("after expected votes and a reload: %+v", got)
 	}
 	if err := f.cm.SendEvent(cmapNotifyMsg(77, "nodelist.node.0.name", CMapTrackModify, 11, []byte("x\x00"), 11, []byte("y\x00"))); err != nil {
@@ -531,7 +532,7 @@ func testFakeVotes(t *testing.T, version string, socket bool) {
 	// A second TrackStart adds no track, and corosync answers EXIST with
 	// the snapshot queued again.
 	csErr(t, c.TrackStart(ctx), "votequorum_trackstart", cs.ErrExist)
-	if again := dispatchVotes(t, c, 2); len(again) != 2 || again[0].Kind != model.VoteNodeList {
+	if again := dispatchVotes(t, c, 3); len(again) != 3 || again[0].Kind != model.VoteNodeList {
 		t.Fatalf("second snapshot %+v", again)
 	}
 	f.mu.Lock()
@@ -772,7 +773,7 @@ func TestVoteCodec(t *testing.T) {
 	if _, _, err := DecodeVoteInfo(reply(VoteResGetInfo, 300, cs.OK)); err == nil {
 		t.Error("short getinfo reply decoded")
 	}
-	// Unknown notification ids are skipped, not errors.
+	// Unknown notification ids are not decoded, and not errors.
 	if _, ok, err := DecodeVoteNotification(voteExtraInfoMsg(1, "x")); ok || err != nil {
 		t.Errorf("id 7: %v %v", ok, err)
 	}
