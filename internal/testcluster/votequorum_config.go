@@ -105,9 +105,10 @@ func checkName(name string) error {
 }
 
 // NoQuorumProvider leaves quorum.provider out: corosync runs without
-// votequorum (QUORUM_FREE), every partition is quorate and
-// corosync-quorumtool prints "Quorum provider:  Not configured", a ring
-// id without node id, node id 0 and no votes.
+// votequorum (QUORUM_FREE) and every partition is quorate. corosync-quorumtool
+// -s then fails ("Unable to start votequorum status tracking:
+// CS_ERR_BAD_HANDLE", 2.4.6 to main), and -l prints an empty table: the
+// harness waits on cmap's runtime members instead.
 func NoQuorumProvider() Option {
 	return func(c *config) { c.noProvider = true }
 }
