@@ -96,6 +96,7 @@ func main() {
 	tool := fs.String("quorumtool", "corosync-quorumtool", "quorumtool-exporter: the tool to run")
 	var o options
 	fs.StringVar(&o.quorumwatch, "quorumwatch", "", "the quorumwatch binary to measure (required)")
+	fs.StringVar(&o.serveArgs, "serve-args", "", "more options for the measured quorumwatch serve, space separated (e.g. --web.disable-exporter-metrics)")
 	fs.IntVar(&o.scrapers, "scrapers", 50, "concurrent scrapers")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each load round lasts")
 	fs.DurationVar(&o.interval, "interval", time.Second, "the paced rounds' scrape interval of each scraper")
@@ -226,6 +227,7 @@ func serveQuorumtool(ctx context.Context, listen, tool string) error {
 // --- the run ---
 
 type options struct {
+	serveArgs   string // more options of the measured quorumwatch serve
 	quorumwatch string
 	scrapers    int
 	duration    time.Duration
@@ -735,8 +737,8 @@ func (o options) run(ctx context.Context) (err error) {
 		}
 		return s, err
 	}
-	qwIdle, err := startOne("quorumwatch serve, refresh 0", qw, "serve", "--web.listen-address", "127.0.0.1:0",
-		"--corosync.refresh-interval", "0", "--compat.ha-cluster-exporter")
+	qwIdle, err := startOne("quorumwatch serve, refresh 0", append([]string{qw, "serve", "--web.listen-address", "127.0.0.1:0",
+		"--corosync.refresh-interval", "0", "--compat.ha-cluster-exporter"}, strings.Fields(o.serveArgs)...)...)
 	if err != nil {
 		return err
 	}

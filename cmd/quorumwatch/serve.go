@@ -45,6 +45,7 @@ type serveConfig struct {
 	node          uint32
 	refresh       time.Duration
 	haCompat      bool
+	noSelfMetrics bool // --web.disable-exporter-metrics
 	logLevel      slog.Level
 }
 
@@ -79,6 +80,11 @@ Options:
                              votes that leaves quorate as it was, and a frozen
                              corosync notifies nothing: this bounds how long
                              either goes unseen (D plus 5 s for a frozen one)
+  --web.disable-exporter-metrics
+                             leave out the metrics about quorumwatch itself
+                             (go_*, process_*, promhttp_*), as node_exporter's
+                             flag of that name does: they cost most of a
+                             scrape's CPU (see docs/benchmarks.md)
   --compat.ha-cluster-exporter
                              also export ha_cluster_exporter's corosync metrics
                              (ha_cluster_corosync_quorate, ..._quorum_votes,
@@ -127,6 +133,7 @@ func parseServeArgs(args []string) (serveConfig, error) {
 	fs.UintVar(&node, "node", 1, "")
 	fs.DurationVar(&cfg.refresh, "corosync.refresh-interval", defaultRefresh, "")
 	fs.BoolVar(&cfg.haCompat, "compat.ha-cluster-exporter", false, "")
+	fs.BoolVar(&cfg.noSelfMetrics, "web.disable-exporter-metrics", false, "")
 	fs.StringVar(&level, "log.level", "info", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -30,16 +30,21 @@ const maxStreams = 256
 // Client's cached picture (s.picture) or what the watch goroutines keep.
 func (s *server) handler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(s, s.cfg.haCompat),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newCollector(s, s.cfg.haCompat))
+	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}, Registry: reg,
+		// A few KiB of text: compressing it cost half a scrape's CPU
+		// (docs/benchmarks.md) to save less than a network packet's worth.
+		DisableCompression: true})
+	if !s.cfg.noSelfMetrics {
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = promhttp.InstrumentMetricHandler(reg, metrics)
+	}
 	static, err := fs.Sub(webFiles, "web/static")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET "+s.cfg.telemetryPath, promhttp.InstrumentMetricHandler(reg,
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}, Registry: reg})))
+	mux.Handle("GET "+s.cfg.telemetryPath, metrics)
 	mux.HandleFunc("GET /{$}", s.servePage)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("GET /api/picture", s.servePicture)

@@ -1093,3 +1093,38 @@ func TestCountersObserve(t *testing.T) {
 		t.Errorf("ring, membership, to inquorate, to quorate, disconnections, overflows = %v, want %v", got, want)
 	}
 }
+
+// TestServeExporterMetrics: the metrics about quorumwatch itself are there
+// by default and left out with --web.disable-exporter-metrics, as with
+// node_exporter; the answer is never compressed.
+func TestServeExporterMetrics(t *testing.T) {
+	c := newSim(t)
+	for _, tc := range []struct {
+		args []string
+		self bool
+	}{{nil, true}, {[]string{"--web.disable-exporter-metrics"}, false}} {
+		s := startServe(t, c, tc.args...)
+		fams := s.metrics()
+		for _, name := range []string{"go_goroutines", "process_cpu_seconds_total", "promhttp_metric_handler_requests_total"} {
+			if _, ok := fams[name]; ok != tc.self {
+				t.Errorf("%v: %s present %v, want %v", tc.args, name, ok, tc.self)
+			}
+		}
+		if _, ok := fams["corosync_quorum_quorate"]; !ok {
+			t.Errorf("%v: no corosync_quorum_quorate", tc.args)
+		}
+		req, _ := http.NewRequest("GET", s.base+"/metrics", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := s.client.Transport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if enc := resp.Header.Get("Content-Encoding"); enc != "" {
+			t.Errorf("%v: Content-Encoding %q, want none", tc.args, enc)
+		}
+		if code := s.stop(); code != 0 {
+			t.Errorf("%v: exit %d", tc.args, code)
+		}
+	}
+}
