@@ -29,15 +29,15 @@ const maxStreams = 256
 // handler routes every endpoint. No handler calls corosync: they read the
 // Client's cached picture (s.picture) or what the watch goroutines keep.
 func (s *server) handler() http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(s, s.cfg.haCompat))
-	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}, Registry: reg,
-		// A few KiB of text: compressing it cost half a scrape's CPU
-		// (docs/benchmarks.md) to save less than a network packet's worth.
-		DisableCompression: true})
-	if !s.cfg.noSelfMetrics {
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		metrics = promhttp.InstrumentMetricHandler(reg, metrics)
+	// Never compressed: a few KiB of text, whose compression cost half a
+	// scrape's CPU (docs/benchmarks.md) to save less than a packet.
+	var metrics http.Handler
+	if s.cfg.noSelfMetrics {
+		metrics = newMetricsHandler(s, s.cfg.haCompat, nil)
+	} else {
+		self := prometheus.NewRegistry()
+		self.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = promhttp.InstrumentMetricHandler(self, newMetricsHandler(s, s.cfg.haCompat, self))
 	}
 	static, err := fs.Sub(webFiles, "web/static")
 	if err != nil {
@@ -57,11 +57,6 @@ func (s *server) handler() http.Handler {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	return securityHeaders(mux)
 }
-
-// slogPrinter lets promhttp report its errors through the server's log.
-type slogPrinter struct{ s *server }
-
-func (p slogPrinter) Println(v ...any) { p.s.log.Error(strings.TrimSpace(fmt.Sprintln(v...))) }
 
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

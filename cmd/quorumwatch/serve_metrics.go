@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/corosync-go/quorum"
 )
@@ -12,30 +17,33 @@ import (
 // namespace prefixes quorumwatch's own metrics.
 const namespace = "corosync_quorum"
 
-// collector makes the metrics at each scrape from the Client's cached
-// picture and the server's counters: no call to corosync, so a frozen
-// corosync never holds a scrape. docs/exporter.md lists every metric.
+// collector makes the metrics of one state (the Client's cached picture
+// and the server's counters), without calling corosync, so that a frozen
+// corosync never holds a scrape. docs/exporter.md lists every metric. The
+// metrics that move with the clock are not here but in clockFamilies: the
+// collector's output changes only with the state, so metricsHandler keeps
+// it between changes.
 type collector struct {
-	s  *server
-	ha bool
+	ha  bool
+	now metricState // what Collect collects; set by metricsHandler under its mu
 
-	up, connected, syncing, quorate, provider, nodeID         *prometheus.Desc
-	expected, highest, total, threshold                       *prometheus.Desc
-	flag, members, ringSeq, ringNode                          *prometheus.Desc
-	nodeVotes, nodeMember, nodeState                          *prometheus.Desc
-	qdRegistered, qdAlive, qdCastVote, qdMasterWins, qdVotes  *prometheus.Desc
-	ringChanges, memberChanges, transitions, disconnections   *prometheus.Desc
-	overflows, lastChange, age                                *prometheus.Desc
-	haQuorate, haQuorumVotes, haMemberVotes, haDuration, haOK *prometheus.Desc
+	up, connected, syncing, quorate, provider, nodeID        *prometheus.Desc
+	expected, highest, total, threshold                      *prometheus.Desc
+	flag, members, ringSeq, ringNode                         *prometheus.Desc
+	nodeVotes, nodeMember, nodeState                         *prometheus.Desc
+	qdRegistered, qdAlive, qdCastVote, qdMasterWins, qdVotes *prometheus.Desc
+	ringChanges, memberChanges, transitions, disconnections  *prometheus.Desc
+	overflows, lastChange                                    *prometheus.Desc
+	haQuorate, haQuorumVotes, haMemberVotes, haOK            *prometheus.Desc
 }
 
-func newCollector(s *server, ha bool) *collector {
+func newCollector(ha bool) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
 	}
 	node := []string{"node_id", "name"}
 	c := &collector{
-		s: s, ha: ha,
+		ha:        ha,
 		up:        d("up", "1 when the state is known: connected to corosync, which answers; 0 while connecting, disconnected, or when corosync does not answer a re-read (frozen or overloaded)."),
 		connected: d("connected", "1 while connected to corosync and its state has been read (even if a later re-read went unanswered)."),
 		syncing:   d("syncing", "1 while the votes, thresholds and flags are being re-read after a change; ring, members and quorate are current."),
@@ -69,7 +77,6 @@ func newCollector(s *server, ha bool) *collector {
 		overflows: d("event_overflows_total",
 			"Times the lossless subscription behind the counters fell behind and was renewed: the counters may have missed changes then."),
 		lastChange: d("last_change_timestamp_seconds", "When the engine learnt the current state (a change notified, a reconnection, a failed re-read), as a Unix time."),
-		age:        d("state_age_seconds", "Seconds since the engine learnt the current state. A periodic re-read that finds nothing new does not reset it."),
 	}
 	if ha {
 		h := func(name, help string, labels ...string) *prometheus.Desc {
@@ -78,7 +85,6 @@ func newCollector(s *server, ha bool) *collector {
 		c.haQuorate = h("corosync_quorate", "Whether or not the cluster is quorate")
 		c.haQuorumVotes = h("corosync_quorum_votes", "Cluster quorum votes; one line per type", "type")
 		c.haMemberVotes = h("corosync_member_votes", "How many votes each member node has contributed with to the current quorum", "node_id", "node", "local")
-		c.haDuration = prometheus.NewDesc("ha_cluster_scrape_duration_seconds", "Duration of a collector scrape.", nil, prometheus.Labels{"collector": "corosync"})
 		c.haOK = prometheus.NewDesc("ha_cluster_scrape_success", "Whether a collector succeeded.", nil, prometheus.Labels{"collector": "corosync"})
 	}
 	return c
@@ -88,11 +94,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.connected, c.syncing, c.quorate, c.provider, c.nodeID,
 		c.expected, c.highest, c.total, c.threshold, c.flag, c.members, c.ringSeq, c.ringNode,
 		c.nodeVotes, c.nodeMember, c.nodeState, c.qdRegistered, c.qdAlive, c.qdCastVote, c.qdMasterWins, c.qdVotes,
-		c.ringChanges, c.memberChanges, c.transitions, c.disconnections, c.overflows, c.lastChange, c.age} {
+		c.ringChanges, c.memberChanges, c.transitions, c.disconnections, c.overflows, c.lastChange} {
 		ch <- d
 	}
 	if c.ha {
-		for _, d := range []*prometheus.Desc{c.haQuorate, c.haQuorumVotes, c.haMemberVotes, c.haDuration, c.haOK} {
+		for _, d := range []*prometheus.Desc{c.haQuorate, c.haQuorumVotes, c.haMemberVotes, c.haOK} {
 			ch <- d
 		}
 	}
@@ -116,11 +122,7 @@ func b2f(b bool) float64 {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	start := time.Now()
-	p := c.s.picture()
-	c.s.mu.Lock()
-	k := c.s.counts
-	c.s.mu.Unlock()
+	p, k := c.now.p, c.now.k
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -139,7 +141,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.overflows, k.overflows)
 	if !p.Time.IsZero() {
 		gauge(c.lastChange, float64(p.Time.UnixNano())/1e9)
-		gauge(c.age, time.Since(p.Time).Seconds())
 	}
 	// The rest only while the state is known: the last values of a lost
 	// or silent corosync would be reported as if current.
@@ -175,7 +176,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if c.ha {
-		c.collectHA(ch, p, start)
+		c.collectHA(ch, p)
 	}
 }
 
@@ -185,8 +186,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // exports none of its corosync metrics and ha_cluster_scrape_success 0: so
 // does this, while the state is unknown. Its rings and ring_errors come from
 // corosync-cfgtool's link status, which the picture does not have: they are
-// not exported.
-func (c *collector) collectHA(ch chan<- prometheus.Metric, p quorum.Picture, start time.Time) {
+// not exported. Its scrape duration is one of the clockFamilies.
+func (c *collector) collectHA(ch chan<- prometheus.Metric, p quorum.Picture) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -219,6 +220,171 @@ func (c *collector) collectHA(ch chan<- prometheus.Metric, p quorum.Picture, sta
 			}
 		}
 	}
-	gauge(c.haDuration, time.Since(start).Seconds())
 	gauge(c.haOK, b2f(ok))
 }
+
+// metricState is what the metrics are made of.
+type metricState struct {
+	p quorum.Picture
+	k tally
+}
+
+// metricState reads the state a scrape serves.
+func (s *server) metricState() metricState {
+	p := s.picture()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return metricState{p: p, k: s.counts.tally}
+}
+
+// stateKey tells two states' metrics apart. The engine gives every picture
+// it publishes a new Time; what changes without one (a closed Client, why
+// there is no Client yet) changes the picture's Err.
+type stateKey struct {
+	at  int64
+	err string
+	k   tally
+}
+
+func (st metricState) key() stateKey {
+	k := stateKey{at: st.p.Time.UnixNano(), k: st.k}
+	if st.p.Err != nil {
+		k.err = st.p.Err.Error()
+	}
+	return k
+}
+
+// textFormat is the one exposition format served: Prometheus's text
+// format, which every Prometheus version accepts whatever else it asks
+// for first. The metric names are all valid legacy names, so the
+// escaping a scraper asks for changes nothing in the text.
+var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
+
+// metricsHandler serves the telemetry path. Between two changes of the
+// state only the state's age moves (and, with --compat.ha-cluster-exporter,
+// the scrape's duration): the collector's families are encoded once per
+// change and kept, and a scrape writes that text, then encodes the
+// clockFamilies and, unless --web.disable-exporter-metrics, the Go
+// runtime's and the process's families. A scrape of an unchanged state
+// therefore costs a copy of a few KiB, not a gathering and an encoding of
+// every series (docs/benchmarks.md). Safe for concurrent scrapes.
+type metricsHandler struct {
+	s    *server
+	ha   bool
+	self prometheus.Gatherer // go_*, process_*, promhttp_*; nil when disabled
+
+	mu   sync.Mutex // guards the fields below, and col.now during reg.Gather
+	col  *collector
+	reg  *prometheus.Registry // col alone
+	key  stateKey
+	text []byte // col's families for key, encoded; nil until the first scrape
+}
+
+func newMetricsHandler(s *server, ha bool, self prometheus.Gatherer) *metricsHandler {
+	col := newCollector(ha)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(col)
+	return &metricsHandler{s: s, ha: ha, self: self, col: col, reg: reg}
+}
+
+// bufs holds the buffers answers are assembled in.
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := h.s.metricState()
+	buf := bufs.Get().(*bytes.Buffer)
+	defer bufs.Put(buf)
+	buf.Reset()
+	if err := h.encodeState(buf, st); err != nil {
+		h.fail(w, err)
+		return
+	}
+	enc := expfmt.NewEncoder(buf, textFormat)
+	for _, mf := range h.clockFamilies(st.p, start) {
+		if err := enc.Encode(mf); err != nil {
+			h.fail(w, err)
+			return
+		}
+	}
+	if h.self != nil {
+		mfs, err := h.self.Gather()
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				h.fail(w, err)
+				return
+			}
+		}
+	}
+	w.Header().Set("Content-Type", string(textFormat))
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Write(buf.Bytes())
+}
+
+// encodeState appends the collector's families for st to buf, encoding
+// them only when st differs from the state encoded last.
+func (h *metricsHandler) encodeState(buf *bytes.Buffer, st metricState) error {
+	key := st.key()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.text == nil || key != h.key {
+		h.col.now = st
+		mfs, err := h.reg.Gather()
+		h.col.now = metricState{} // the picture's node list is not kept
+		if err != nil {
+			return err
+		}
+		var text bytes.Buffer
+		enc := expfmt.NewEncoder(&text, textFormat)
+		for _, mf := range mfs {
+			if err := enc.Encode(mf); err != nil {
+				return err
+			}
+		}
+		h.key, h.text = key, text.Bytes()
+	}
+	buf.Write(h.text)
+	return nil
+}
+
+func (h *metricsHandler) fail(w http.ResponseWriter, err error) {
+	h.s.log.Error("making the metrics", "err", err)
+	http.Error(w, "making the metrics: "+err.Error(), http.StatusInternalServerError)
+}
+
+// Names and help of the clockFamilies, which docs/exporter.md lists with the
+// collector's.
+const (
+	ageName    = namespace + "_state_age_seconds"
+	ageHelp    = "Seconds since the engine learnt the current state. A periodic re-read that finds nothing new does not reset it."
+	haDurName  = "ha_cluster_scrape_duration_seconds"
+	haDurHelp  = "Duration of a collector scrape."
+	haCollName = "collector"
+)
+
+// clockFamilies are the metrics that move with the clock rather than with
+// the state: the state's age, and ha_cluster_exporter's scrape duration
+// (here, the time to make this answer's state families).
+func (h *metricsHandler) clockFamilies(p quorum.Picture, start time.Time) []*dto.MetricFamily {
+	var fams []*dto.MetricFamily
+	if !p.Time.IsZero() {
+		fams = append(fams, gaugeFamily(ageName, ageHelp, time.Since(p.Time).Seconds()))
+	}
+	if h.ha {
+		fams = append(fams, gaugeFamily(haDurName, haDurHelp, time.Since(start).Seconds(),
+			&dto.LabelPair{Name: ptr(haCollName), Value: ptr("corosync")}))
+	}
+	return fams
+}
+
+// gaugeFamily is a family of one gauge.
+func gaugeFamily(name, help string, v float64, labels ...*dto.LabelPair) *dto.MetricFamily {
+	return &dto.MetricFamily{Name: ptr(name), Help: ptr(help), Type: dto.MetricType_GAUGE.Enum(),
+		Metric: []*dto.Metric{{Label: labels, Gauge: &dto.Gauge{Value: &v}}}}
+}
+
+func ptr[T any](v T) *T { return &v }

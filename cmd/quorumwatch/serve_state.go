@@ -51,14 +51,20 @@ type server struct {
 	notified bool // READY=1 was sent
 }
 
-// counters are what the lossless QuorumEvent subscription counted.
-type counters struct {
+// tally is what the metrics show of the counters: comparable, so that
+// the metrics' cache can tell whether any of them moved.
+type tally struct {
 	ringChanges       uint64
 	membershipChanges uint64
 	toQuorate         uint64
 	toInquorate       uint64
 	disconnections    uint64
 	overflows         uint64
+}
+
+// counters are what the lossless QuorumEvent subscription counted.
+type counters struct {
+	tally
 
 	// what the next event is compared with
 	connected  bool // the last event was not a disconnection

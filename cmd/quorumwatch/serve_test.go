@@ -134,12 +134,17 @@ func (s *served) metrics() map[string]*dto.MetricFamily {
 
 func parseMetrics(t *testing.T, body string) map[string]*dto.MetricFamily {
 	t.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	fams, err := parseText(body)
 	if err != nil {
 		t.Fatalf("parsing the metrics: %v\n%s", err, body)
 	}
 	return fams
+}
+
+// parseText parses Prometheus's text format, as Prometheus would.
+func parseText(body string) (map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(strings.NewReader(body))
 }
 
 // metricValue returns the value of the series of name with exactly the
