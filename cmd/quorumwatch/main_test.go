@@ -372,7 +372,7 @@ func TestSimPaced(t *testing.T) {
 	}
 }
 
-func newSim(t *testing.T) *quorum.SimCluster {
+func newSim(t testing.TB) *quorum.SimCluster {
 	t.Helper()
 	c, err := quorum.NewSimClusterN(5)
 	if err != nil {
