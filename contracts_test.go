@@ -244,4 +244,35 @@ func TestNilAndZero(t *testing.T) {
 	if err := zero.Close(); err != nil {
 		t.Errorf("zero Client Close: %v", err)
 	}
+
+	// The picture's calls too, on a Client that has one and on a zero one.
+	pc, err := quorum.Open(context.Background(), b, quorum.WithPicture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	//lint:ignore SA1012 the point is a nil context
+	if _, err := pc.SubscribePicture(nil); !errors.Is(err, quorum.ErrInvalidParam) { //nolint:staticcheck
+		t.Errorf("SubscribePicture(nil): %v", err)
+	}
+	//lint:ignore SA1012 the point is a nil context
+	if err := pc.SetVotes(nil, 1, 1); !errors.Is(err, quorum.ErrInvalidParam) { //nolint:staticcheck
+		t.Errorf("SetVotes(nil): %v", err)
+	}
+	//lint:ignore SA1012 the point is a nil context
+	if err := pc.SetExpectedVotes(nil, 3); !errors.Is(err, quorum.ErrInvalidParam) { //nolint:staticcheck
+		t.Errorf("SetExpectedVotes(nil): %v", err)
+	}
+	if p := zero.Picture(); !errors.Is(p.Err, quorum.ErrInvalidParam) || p.Connected || p.Quorate {
+		t.Errorf("zero Client Picture: %+v", p)
+	}
+	if _, err := zero.SubscribePicture(context.Background()); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("zero Client SubscribePicture: %v", err)
+	}
+	if err := zero.SetVotes(context.Background(), 1, 1); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("zero Client SetVotes: %v", err)
+	}
+	if err := zero.SetExpectedVotes(context.Background(), 3); !errors.Is(err, quorum.ErrInvalidParam) {
+		t.Errorf("zero Client SetExpectedVotes: %v", err)
+	}
 }

@@ -24,8 +24,9 @@ import (
 // and delivers the complete value with Syncing clear.
 type Picture struct {
 	// Connected reports that the Client is connected and has read the
-	// picture. When false the state is unknown: Quorate is false and the
-	// rest is the last known (zero before the first read); Err says why.
+	// picture. When false the state is unknown: Quorate and Syncing are
+	// false, the rest is the last known, and Err says why; before the first
+	// read the value is zero.
 	Connected bool
 	// Syncing reports that the membership or quorum changed and the votes,
 	// thresholds, flags and node states below are still from before the
@@ -204,6 +205,15 @@ func (p Picture) clone() Picture {
 	return p
 }
 
+// unknown returns p as a value whose state corosync has not given: the
+// last known values, but not connected, not quorate and not Syncing (which
+// would claim the ring and quorate are current), with err saying why. Every
+// such value the engine makes comes from here.
+func (p Picture) unknown(err error) Picture {
+	p.Connected, p.Syncing, p.Quorate, p.Err = false, false, false, err
+	return p
+}
+
 var errNoPicture = fmt.Errorf("%w: this Client was opened without WithPicture", ErrInvalidParam)
 
 // Picture returns the Client's cached picture: no round trip, and it never
@@ -221,9 +231,7 @@ func (c *Client) Picture() Picture {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.stoppedLocked(); err != nil {
-		p := c.pic.clone()
-		p.Connected, p.Quorate, p.Err = false, false, err
-		return p
+		return c.pic.clone().unknown(err)
 	}
 	return c.pic.clone()
 }

@@ -363,16 +363,13 @@ func errText(err error) string {
 
 // picDownLocked publishes that the state is unknown.
 func (c *Client) picDownLocked(err error) {
-	pic := c.pic
-	pic.Connected, pic.Syncing, pic.Quorate, pic.Err = false, false, false, err
-	c.publishLocked(pic)
+	c.publishLocked(c.pic.unknown(err))
 }
 
 // endPicsLocked ends every picture subscription with a last value carrying
 // err.
 func (c *Client) endPicsLocked(err error) {
-	final := c.pic
-	final.Connected, final.Syncing, final.Quorate, final.Err = false, false, false, err
+	final := c.pic.unknown(err)
 	for s := range c.picSubs {
 		c.endPic(s, &final)
 	}
@@ -404,9 +401,8 @@ func (c *Client) pushPic(s *picSubscriber, pic Picture) {
 		return
 	}
 	if s.limit > 0 && len(s.ch) >= s.limit {
-		pic.Err = ErrSlowConsumer
-		pic.Connected, pic.Quorate = false, false
-		c.endPic(s, &pic)
+		final := pic.unknown(ErrSlowConsumer)
+		c.endPic(s, &final)
 		return
 	}
 	s.send(pic.clone())
