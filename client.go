@@ -159,13 +159,16 @@ func (c *Client) firstConnect(ctx context.Context) (*session, error) {
 	}
 }
 
-// giveUp says why Open stopped trying: the context's end, what the attempt
-// in progress was waiting for (final), and the last failed attempt before
-// it, so that errors.Is finds the context's error and the last failure.
+// giveUp says why Open (or Subscribe) stopped trying: the context's end,
+// what it was waiting for (final, the attempt in progress, or nil between
+// two attempts), and the last failed attempt before it, so that errors.Is
+// finds the context's error and the last failure.
 func giveUp(ctx context.Context, last, final error) error {
-	waiting := "no attempt to connect had finished"
+	var waiting string
 	switch {
 	case final == nil:
+		// Between two attempts: the backoff after last's failure.
+		waiting = "waiting to try again"
 	case final.Error() == ctx.Err().Error():
 		waiting = "corosync did not answer (is it frozen or overloaded?)"
 	case errors.Is(final, ctx.Err()):

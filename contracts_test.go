@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -274,5 +276,46 @@ func TestNilAndZero(t *testing.T) {
 	}
 	if err := zero.SetExpectedVotes(context.Background(), 3); !errors.Is(err, quorum.ErrInvalidParam) {
 		t.Errorf("zero Client SetExpectedVotes: %v", err)
+	}
+}
+
+// TestGiveUpSaysWhy: Open and Subscribe, given up on by their context, say
+// what they were waiting for, and errors.Is finds the context's error.
+func TestGiveUpSaysWhy(t *testing.T) {
+	c := sim(t, 3)
+	b := quorum.WithBackend(c.Backend(1))
+	giveUp := func(open func(ctx context.Context) error) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		err := open(ctx)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%v: want the context's error", err)
+		}
+		return err
+	}
+
+	// corosync down: Open was between two attempts, and the last failed.
+	c.Stop(1)
+	err := giveUp(func(ctx context.Context) error {
+		_, err := quorum.Open(ctx, b, quorum.WithBackoff(time.Hour, time.Hour))
+		return err
+	})
+	if msg := err.Error(); !strings.Contains(msg, "waiting to try again") || !strings.Contains(msg, "CS_ERR_LIBRARY") ||
+		!errors.Is(err, quorum.ErrConnectionLost) || strings.Count(msg, "quorum: ") != 1 {
+		t.Errorf("Open while corosync is down: %q; want what it waited for and the last failure", msg)
+	}
+	c.Start(1)
+
+	// corosync frozen: the attempt in progress never got an answer.
+	c.Freeze(1)
+	defer c.Thaw(1)
+	for _, open := range []func(ctx context.Context) error{
+		func(ctx context.Context) error { _, err := quorum.Open(ctx, b); return err },
+		func(ctx context.Context) error { _, err := quorum.Subscribe(ctx, quorum.TrackCurrent, b); return err },
+	} {
+		err := giveUp(open)
+		if msg := err.Error(); !strings.Contains(msg, "frozen or overloaded") || strings.Count(msg, "quorum: ") != 1 {
+			t.Errorf("on a frozen corosync: %q; want what it waited for", msg)
+		}
 	}
 }
