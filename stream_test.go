@@ -11,12 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/corosync-go/quorum"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // hang is how long a test waits for something that should happen at once
 // before calling it a hang. It is a failure guard, not a timing claim.
