@@ -111,9 +111,12 @@
 // quorum device registers, leaves, or stops casting its vote (corosync's
 // main branch adds a notification for some of these, which the pure-Go
 // backend takes as a reason to re-read): such a change shows at the next
-// notified change, or within the interval given to WithPictureRefresh. SetExpectedVotes and SetVotes are the administrative
-// calls of corosync-quorumtool -e and -v. Without a quorum provider corosync
-// reports every partition quorate; Picture.Provider is then empty.
+// notified change, or within the interval given to WithPictureRefresh.
+// SetExpectedVotes and SetVotes are the administrative calls of
+// corosync-quorumtool -e and -v. Without a quorum provider corosync reports
+// every partition quorate; Picture.Provider is then empty. A Picture whose
+// state is unknown (corosync out of reach, the last value of a stream) has
+// Connected, Quorate and Syncing false, and Err says why.
 //
 // # Backends
 //
