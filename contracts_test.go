@@ -319,3 +319,50 @@ func TestGiveUpSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedNeverWaits: State and Picture answer from the cache while
+// corosync is frozen, with a request and a re-read of the picture stuck in
+// it: a health check that calls them per request is never held up.
+func TestCachedNeverWaits(t *testing.T) {
+	c := sim(t, 3)
+	stuck := make(chan uint32, 16)
+	quorum.OnStuckRequest(c, func(id uint32) {
+		select {
+		case stuck <- id:
+		default:
+		}
+	})
+	cl, err := quorum.Open(context.Background(), quorum.WithBackend(c.Backend(1)), quorum.WithPicture(),
+		quorum.WithPictureRefresh(time.Millisecond), quorum.WithRefreshTimeout(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ch, _ := cl.SubscribePicture(context.Background())
+	settledPicture(t, ch)
+	c.Freeze(1)
+	defer c.Thaw(1)
+	<-stuck // the pump's periodic re-read
+	res := make(chan error, 1)
+	go func() { _, err := cl.Quorate(context.Background()); res <- err }()
+	<-stuck
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if st, err := cl.State(); err != nil || !st.Connected || !st.Quorate {
+			t.Errorf("State with corosync frozen: %+v, %v", st, err)
+		}
+		if p := cl.Picture(); !p.Connected || !p.Quorate {
+			t.Errorf("Picture with corosync frozen: %+v", p)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(hang):
+		t.Fatal("State or Picture waited for a frozen corosync")
+	}
+	cl.Close()
+	if err := <-res; !errors.Is(err, quorum.ErrClosed) {
+		t.Fatalf("Quorate cut off by Close: %v", err)
+	}
+}

@@ -485,7 +485,7 @@ func TestOpenErrors(t *testing.T) {
 	c.FailConnects(1, 1, quorum.ErrAccess)
 	_, err := quorum.Open(context.Background(), b)
 	var qe *quorum.Error
-	if !errors.Is(err, quorum.ErrAccess) || !errors.As(err, &qe) || qe.Code != 11 ||
+	if !errors.Is(err, quorum.ErrAccess) || !errors.As(err, &qe) || qe.Code != quorum.CodeAccess ||
 		qe.Code.String() != "CS_ERR_ACCESS" || !strings.Contains(err.Error(), "uidgid") {
 		t.Fatalf("access: %v", err)
 	}
