@@ -145,6 +145,7 @@ func TestSimHuman(t *testing.T) {
 	if len(got) != len(exp) {
 		t.Fatalf("%d lines, want %d:\n%s", len(got), len(exp), out)
 	}
+	var lastRing string
 	for i, line := range got {
 		m := humanRE.FindStringSubmatch(line)
 		if m == nil {
@@ -175,6 +176,16 @@ func TestSimHuman(t *testing.T) {
 		}
 		if m[11] != "" {
 			t.Errorf("line %d: coalesced in a lossless scenario: %q", i+1, line)
+		}
+		// Every step of the scenario makes a new ring, node 1's own
+		// restart included (a real restarted corosync is on a new
+		// ring, never on the one it left).
+		if m[3] == "nodelist" {
+			ring := m[4] + "." + m[5]
+			if ring == lastRing {
+				t.Errorf("line %d: ring %s again: %q", i+1, ring, line)
+			}
+			lastRing = ring
 		}
 	}
 	if n := strings.Count(errOut, "quorumwatch: sim: "); n != 8 {
