@@ -148,14 +148,15 @@ func (s Status) Member(id uint32) (Member, bool) {
 	return Member{}, false
 }
 
-// ParseStatus parses the output of `corosync-quorumtool -s` as corosync 3
-// prints it; it reads 2.x output as well, except that a ring id printed
-// without a node id (no votequorum) is taken as hexadecimal, which 2.x
-// prints in decimal: use ParseStatusVersion for that. It needs at least the
+// ParseStatus parses the output of `corosync-quorumtool -s` as corosync
+// 3.0.3 and later print it; it reads older output as well, except that a
+// ring id printed without a node id (no votequorum) is taken as
+// hexadecimal, which 2.x and 3.0.0-3.0.2 print in decimal: use
+// ParseStatusVersion for those. It needs at least the
 // Quorate, Ring ID and membership sections; a missing votequorum section
 // (another quorum provider, or none) leaves the vote fields zero.
 func ParseStatus(out string) (Status, error) {
-	return ParseStatusVersion(out, Version{Major: 3})
+	return ParseStatusVersion(out, Version{3, 0, 3})
 }
 
 // ParseStatusVersion is ParseStatus for the output of corosync-quorumtool
@@ -421,7 +422,7 @@ func parseNodeID(s string) (uint32, error) {
 
 // parseRingID parses "<hex nodeid>.<hex seq>" (corosync 3.0.3 and later)
 // or "<decimal nodeid>/<decimal seq>" (2.x, 3.0.0-3.0.2), or a sequence
-// alone (without votequorum), hexadecimal from 3.0 on, decimal in 2.x.
+// alone (without votequorum), hexadecimal from 3.0.3 on, decimal before.
 func parseRingID(s string, v Version) (RingID, error) {
 	base := 16
 	a, b, ok := strings.Cut(s, ".")
@@ -431,7 +432,7 @@ func parseRingID(s string, v Version) (RingID, error) {
 			if s == "" || strings.ContainsAny(s, " \t:") {
 				return RingID{}, fmt.Errorf("ring id %q: no '.' or '/'", s)
 			}
-			if v.AtLeast(3, 0, 0) {
+			if v.AtLeast(3, 0, 3) {
 				base = 16
 			}
 			q, err := strconv.ParseUint(s, base, 64)

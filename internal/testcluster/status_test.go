@@ -528,7 +528,7 @@ func checkCaptured(t *testing.T, v Version, out string, w captured, defaultNames
 
 func TestParseStatusForms(t *testing.T) {
 	// No votequorum (another provider): the ring's sequence alone, hex
-	// from 3.0 on and decimal before; no Votes column.
+	// from 3.0.3 on and decimal before; no Votes column.
 	out := "Quorum information\n------------------\nDate:             Tue Dec  1 14:33:16 2026\n" +
 		"Quorum provider:  corosync_testquorum\nNodes:            2\nNode ID:          0\nRing ID:          1d\n" +
 		"Quorate:          Yes\n\nMembership information\n----------------------\n    Nodeid Name\n" +
@@ -544,6 +544,11 @@ func TestParseStatusForms(t *testing.T) {
 	}
 	if _, err := ParseStatusVersion(out, Version{2, 4, 6}); err == nil {
 		t.Error("hex sequence read as 2.x")
+	}
+	// 3.0.0 to 3.0.2 still print decimal (CS_PRI_RING_ID came with 3.0.3).
+	st, err = ParseStatusVersion(strings.Replace(out, "1d\n", "29\n", 1), Version{3, 0, 2})
+	if err != nil || st.Ring != (RingID{Seq: 29}) {
+		t.Errorf("no votequorum, 3.0.2: %+v, %v", st, err)
 	}
 	// -a: every address after the name, separated by ", ".
 	st, err = ParseStatus(strings.Replace(outTwoNode, "node2\n", "node2, 10.213.0.2, 10.214.0.2\n", 1))
