@@ -544,12 +544,8 @@ func TestHelp(t *testing.T) {
 // waitLines waits until out holds at least n lines.
 func waitLines(t *testing.T, out *syncbuf.Buffer, n int) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for len(lines(out.String())) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %d lines within 3s:\n%s", n, out.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if got, ok := out.Wait(3*time.Second, func(s string) bool { return len(lines(s)) >= n }); !ok {
+		t.Fatalf("no %d lines within 3s:\n%s", n, got)
 	}
 }
 

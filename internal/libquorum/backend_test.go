@@ -11,6 +11,7 @@ import (
 
 	quorum "github.com/corosync-go/quorum"
 	"github.com/corosync-go/quorum/internal/libquorum"
+	"github.com/corosync-go/quorum/internal/qbipc/qbipctest"
 	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
@@ -93,7 +94,12 @@ func TestBackendNotifications(t *testing.T) {
 		if err := c.Dispatch(func(n quorum.Notification) { got = append(got, n) }); err != nil {
 			t.Fatalf("Dispatch: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if len(got) < 4 {
+			deadline, _ := ctx.Deadline()
+			if err := qbipctest.WaitReadable(c.Fd(), time.Until(deadline)); err != nil {
+				break
+			}
+		}
 	}
 	if len(got) != 4 {
 		t.Fatalf("got %d notifications, want 4: %+v", len(got), got)

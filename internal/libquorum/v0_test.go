@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/corosync-go/quorum/internal/cs"
+	"github.com/corosync-go/quorum/internal/qbipc/qbipctest"
 	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
@@ -144,13 +145,14 @@ func drainFor(t *testing.T, c *Conn, d time.Duration) []Notification {
 	t.Helper()
 	var got []Notification
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	for {
 		if err := c.Dispatch(func(n Notification) { got = append(got, n) }); err != nil {
 			t.Fatalf("Dispatch: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if qbipctest.WaitReadable(c.Fd(), time.Until(deadline)) != nil {
+			return got
+		}
 	}
-	return got
 }
 
 // TestModelV1Declarations checks that the build compared its own model V1
