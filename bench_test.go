@@ -67,7 +67,6 @@ func (f *feed) TrackStart(context.Context, quorum.TrackFlags) error {
 	return nil
 }
 
-func (f *feed) TrackStop(context.Context) error       { return nil }
 func (f *feed) Quorate(context.Context) (bool, error) { return true, nil }
 func (f *feed) Close() error                          { return unix.Close(f.efd) }
 
