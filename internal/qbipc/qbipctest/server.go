@@ -95,7 +95,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	_, _ = rand.Read(rnd[:])
 	s := &Server{
 		Service: "qbipctest-" + hex.EncodeToString(rnd[:]),
-		Dir:     tb.TempDir(),
+		Dir:     shortDir(tb),
 		opts:    opts,
 		tb:      tb,
 		conns:   make(chan *Conn, 16),
@@ -118,6 +118,26 @@ func Start(tb testing.TB, opts Options) *Server {
 	go s.accept(tb)
 	tb.Cleanup(s.stop)
 	return s
+}
+
+// sunNameMax is the longest abstract socket name libqb makes: it cuts a
+// longer one there, and so does this package's bindAbstract.
+const sunNameMax = 106
+
+// shortDir makes the directory for a server's connection files, removed in
+// the test's cleanup. Its name is short because SOCKET connections name
+// their sockets after it ("<dir>/qb-<id>/qb-test-event-tx"), cut to
+// sunNameMax bytes: under tb.TempDir, named after the test inside $TMPDIR, a
+// long test name or $TMPDIR made "-event" and "-event-tx" (or "-request" and
+// "-response") the same name, and the client's bind failed with EADDRINUSE.
+func shortDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "qbt")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 func (s *Server) stop() {
@@ -319,6 +339,11 @@ func (c *Conn) setupSocket(o Options, service string) ([3]string, error) {
 		ctlPath = c.Dir + "/qb-" + service + "-control-" + c.id
 		base = "qb-" + service + "-" + c.id
 		c.created = append(c.created, ctlPath)
+	}
+	// A cut name would be another socket's: fail here rather than with
+	// the client's EADDRINUSE.
+	if n := len(base + "-response"); n > sunNameMax {
+		return [3]string{}, fmt.Errorf("socket names %s-* are %d bytes, over libqb's %d: $TMPDIR is too long", base, n, sunNameMax)
 	}
 	var err error
 	if c.ctl, err = createMapped(ctlPath, 24); err != nil {
