@@ -98,6 +98,7 @@ func main() {
 	var o options
 	fs.StringVar(&o.quorumwatch, "quorumwatch", "", "the quorumwatch binary to measure (required)")
 	fs.StringVar(&o.serveArgs, "serve-args", "", "more options for the measured quorumwatch serve, space separated (e.g. --web.disable-exporter-metrics)")
+	fs.StringVar(&o.serveEnv, "serve-env", "", "environment variables for the measured quorumwatch serve, space separated (e.g. GOMAXPROCS=1)")
 	fs.IntVar(&o.scrapers, "scrapers", 50, "concurrent scrapers")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each load round lasts")
 	fs.DurationVar(&o.interval, "interval", time.Second, "the paced rounds' scrape interval of each scraper")
@@ -229,6 +230,7 @@ func serveQuorumtool(ctx context.Context, listen, tool string) error {
 
 type options struct {
 	serveArgs   string // more options of the measured quorumwatch serve
+	serveEnv    string // more environment of the measured quorumwatch serve
 	quorumwatch string
 	scrapers    int
 	duration    time.Duration
@@ -678,10 +680,13 @@ func fmtCPU(s float64) string {
 func (r round) print() {
 	n := len(r.lat)
 	per := func(v float64) float64 { return v / float64(max(n, 1)) }
-	fmt.Printf("%-34s %7d scrapes (%6.0f/s, %5.1f KiB each)  latency median %-8s p99 %-8s max %-8s  CPU per scrape %-9s corosync's %-9s  allocated per scrape %5.0f KiB, %d GC cycles",
+	alloc := "unknown (no go_* metrics)"
+	if !math.IsNaN(r.alloc) {
+		alloc = fmt.Sprintf("%5.0f KiB, %d GC cycles", per(r.alloc)/1024, int(r.gcs))
+	}
+	fmt.Printf("%-34s %7d scrapes (%6.0f/s, %5.1f KiB each)  latency median %-8s p99 %-8s max %-8s  CPU per scrape %-9s corosync's %-9s  allocated per scrape %s",
 		r.name, n, float64(n)/r.took.Seconds(), float64(r.bytes)/float64(max(n, 1))/1024,
-		fmtDur(pct(r.lat, 0.5)), fmtDur(pct(r.lat, 0.99)), fmtDur(pct(r.lat, 1)), fmtCPU(per(r.cpu)), fmtCPU(per(r.corosync)),
-		per(r.alloc)/1024, int(r.gcs))
+		fmtDur(pct(r.lat, 0.5)), fmtDur(pct(r.lat, 0.99)), fmtDur(pct(r.lat, 1)), fmtCPU(per(r.cpu)), fmtCPU(per(r.corosync)), alloc)
 	if r.errs > 0 {
 		fmt.Printf("  %d errors, the first: %v", r.errs, r.firstErr)
 	}
@@ -732,24 +737,24 @@ func (o options) run(ctx context.Context) (err error) {
 			}
 		}
 	}()
-	startOne := func(name string, argv ...string) (*server, error) {
-		s, err := start(ctx, c, name, nil, argv...)
+	startOne := func(name string, env []string, argv ...string) (*server, error) {
+		s, err := start(ctx, c, name, env, argv...)
 		if err == nil {
 			servers = append(servers, s)
 		}
 		return s, err
 	}
-	qwIdle, err := startOne("quorumwatch serve, refresh 0", append([]string{qw, "serve", "--web.listen-address", "127.0.0.1:0",
+	qwIdle, err := startOne("quorumwatch serve, refresh 0", strings.Fields(o.serveEnv), append([]string{qw, "serve", "--web.listen-address", "127.0.0.1:0",
 		"--corosync.refresh-interval", "0", "--compat.ha-cluster-exporter"}, strings.Fields(o.serveArgs)...)...)
 	if err != nil {
 		return err
 	}
-	control, err := startOne("control: serve, refresh 1s", qw, "serve", "--web.listen-address", "127.0.0.1:0",
+	control, err := startOne("control: serve, refresh 1s", nil, qw, "serve", "--web.listen-address", "127.0.0.1:0",
 		"--corosync.refresh-interval", "1s")
 	if err != nil {
 		return err
 	}
-	qt, err := startOne("corosync-quorumtool -p per scrape", self, "-role", "quorumtool-exporter",
+	qt, err := startOne("corosync-quorumtool -p per scrape", nil, self, "-role", "quorumtool-exporter",
 		"-listen", "127.0.0.1:0", "-quorumtool", inst.Quorumtool)
 	if err != nil {
 		return err
