@@ -597,16 +597,18 @@ func (c *SimCluster) sync(members []uint32, joinedLeft []uint32) {
 // deliver hands every message on its way to each running member of its
 // ring, one message at a time, in the order sent: the ring's agreed order.
 func (c *SimCluster) deliver() {
-	for len(c.outbox) > 0 {
-		d := c.outbox[0]
-		c.outbox = c.outbox[1:]
+	// A handler may send more: they are appended and delivered in turn.
+	// The outbox's array is kept for the next change.
+	for i := 0; i < len(c.outbox); i++ {
+		d := c.outbox[i]
 		for _, id := range d.to {
 			if n := c.nodes[id]; n.up && n.vq != nil {
 				n.vq.receive(d.msg)
 			}
 		}
 	}
-	c.outbox = nil
+	clear(c.outbox)
+	c.outbox = c.outbox[:0]
 }
 
 // quorumCallback is votequorum telling the quorum service that quorate

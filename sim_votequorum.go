@@ -448,7 +448,9 @@ func (vq *vqNode) nodeListEvent() model.VoteEvent {
 // send puts a message of this node on its ring.
 func (vq *vqNode) send(m vqMsg) {
 	m.sender = vq.n.id
-	vq.c.outbox = append(vq.c.outbox, vqDelivery{to: slices.Clone(vq.members), msg: m})
+	// members is replaced, never changed in place (syncInit), so the
+	// delivery can share it.
+	vq.c.outbox = append(vq.c.outbox, vqDelivery{to: vq.members, msg: m})
 }
 
 // sendNodeInfo sends what this node knows of node id (0: the device).
