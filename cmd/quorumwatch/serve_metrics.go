@@ -229,8 +229,8 @@ type metricState struct {
 	k tally
 }
 
-// metricState reads the state a scrape serves.
-func (s *server) metricState() metricState {
+// stateNow reads the state a scrape serves.
+func (s *server) stateNow() metricState {
 	p := s.picture()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -272,6 +272,7 @@ type metricsHandler struct {
 	s    *server
 	ha   bool
 	self prometheus.Gatherer // go_*, process_*, promhttp_*; nil when disabled
+	bufs sync.Pool           // of *bytes.Buffer, in which answers are made
 
 	mu   sync.Mutex // guards the fields below, and col.now during reg.Gather
 	col  *collector
@@ -284,17 +285,15 @@ func newMetricsHandler(s *server, ha bool, self prometheus.Gatherer) *metricsHan
 	col := newCollector(ha)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(col)
-	return &metricsHandler{s: s, ha: ha, self: self, col: col, reg: reg}
+	return &metricsHandler{s: s, ha: ha, self: self, col: col, reg: reg,
+		bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
 }
-
-// bufs holds the buffers answers are assembled in.
-var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := h.s.metricState()
-	buf := bufs.Get().(*bytes.Buffer)
-	defer bufs.Put(buf)
+	st := h.s.stateNow()
+	buf := h.bufs.Get().(*bytes.Buffer)
+	defer h.bufs.Put(buf)
 	buf.Reset()
 	if err := h.encodeState(buf, st); err != nil {
 		h.fail(w, err)
