@@ -24,7 +24,11 @@
 //     (internal/testcluster's parser) into ha_cluster_exporter's quorum
 //     metrics. ha_cluster_exporter also runs `corosync-cfgtool -s` at each
 //     scrape; this does not, so its figures are a lower bound of that
-//     exporter's.
+//     exporter's;
+//   - this program as "static": a bare net/http server answering every
+//     request with a copy of quorumwatch's first answer, with nothing to
+//     gather or encode: the floor of any Go exporter on this machine,
+//     measured paced and flooded like the others.
 //
 // Then:
 //  1. idle: once both quorumwatch servers have read corosync's state, and
@@ -38,8 +42,8 @@
 //     -interval at a phase of its own (50 Prometheus servers scraping every
 //     second), then "flood", each again as soon as it has its answer (the
 //     most the server can do on this machine). quorumwatch, then the
-//     quorumtool exporter, in each mode, and last quorumwatch flooded by
-//     scrapers that do not ask for gzip. Per round: the scrapes, their
+//     quorumtool exporter, then the static server, in each mode, and last
+//     quorumwatch flooded by scrapers that do not ask for gzip. Per round: the scrapes, their
 //     latency (median, p99, max), the server's CPU time per scrape (user
 //     and system from /proc/PID/stat, its waited-for children included:
 //     the tools the quorumtool exporter runs), corosync's CPU per scrape
@@ -92,7 +96,8 @@ import (
 
 func main() {
 	fs := flag.NewFlagSet("scrape", flag.ExitOnError)
-	role := fs.String("role", "", `"quorumtool-exporter": serve ha_cluster_exporter's way (used by the run itself)`)
+	role := fs.String("role", "", `"quorumtool-exporter": serve ha_cluster_exporter's way; "static": serve the file -body (both used by the run itself)`)
+	body := fs.String("body", "", "static: the file whose bytes every answer carries")
 	listen := fs.String("listen", "127.0.0.1:0", "quorumtool-exporter: where to listen")
 	tool := fs.String("quorumtool", "corosync-quorumtool", "quorumtool-exporter: the tool to run")
 	var o options
@@ -119,10 +124,12 @@ func main() {
 	switch *role {
 	case "quorumtool-exporter":
 		err = serveQuorumtool(ctx, *listen, *tool)
+	case "static":
+		err = serveStatic(ctx, *listen, *body)
 	case "":
 		err = o.run(ctx)
 	default:
-		err = fmt.Errorf("-role %q: want quorumtool-exporter or none", *role)
+		err = fmt.Errorf("-role %q: want quorumtool-exporter, static or none", *role)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "scrape: %v\n", err)
@@ -200,19 +207,31 @@ func b2f(b bool) float64 {
 
 // serveQuorumtool serves /metrics from a quorumtoolCollector until ctx
 // ends. It logs its address as quorumwatch does.
-func serveQuorumtool(ctx context.Context, listen, tool string) error {
-	// ha_cluster_exporter serves promhttp.Handler(): the default registry,
-	// which has the Go and process collectors besides its own, and gzip.
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(quorumtoolCollector{tool: tool, failures: new(atomic.Int64)}, collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	l, err := net.Listen("tcp", listen)
+// serveStatic answers GET /metrics with the bytes of the file body, and
+// /healthz with 200.
+func serveStatic(ctx context.Context, listen, body string) error {
+	b, err := os.ReadFile(body)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {})
+	return serveUntil(ctx, listen, mux)
+}
+
+// serveUntil serves h on listen until ctx ends, saying where it listens
+// on stderr as quorumwatch does.
+func serveUntil(ctx context.Context, listen string, h http.Handler) error {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(os.Stderr, "msg=listening address=%s\n", l.Addr())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
@@ -224,6 +243,17 @@ func serveQuorumtool(ctx context.Context, listen, tool string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+func serveQuorumtool(ctx context.Context, listen, tool string) error {
+	// ha_cluster_exporter serves promhttp.Handler(): the default registry,
+	// which has the Go and process collectors besides its own, and gzip.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(quorumtoolCollector{tool: tool, failures: new(atomic.Int64)}, collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return serveUntil(ctx, listen, mux)
 }
 
 // --- the run ---
@@ -772,6 +802,22 @@ func (o options) run(ctx context.Context) (err error) {
 	if err := checkQuorumtool(ctx, client, qt, true); err != nil {
 		return err
 	}
+	// The floor: quorumwatch's answer served as it is by a bare server.
+	answer, err := fetch(ctx, client, qwIdle)
+	if err != nil {
+		return err
+	}
+	bodyFile := filepath.Join(c.Dir(1), "static-body")
+	if err := os.WriteFile(bodyFile, answer, 0o644); err != nil {
+		return err
+	}
+	static, err := startOne("static answer, bare net/http", nil, self, "-role", "static", "-listen", "127.0.0.1:0", "-body", bodyFile)
+	if err != nil {
+		return err
+	}
+	if err := waitHealthy(ctx, client, static); err != nil {
+		return err
+	}
 	client.CloseIdleConnections()
 
 	idle := func(when string) error {
@@ -813,11 +859,12 @@ func (o options) run(ctx context.Context) (err error) {
 	for i, spec := range []struct {
 		s           *server
 		paced, gzip bool
-	}{{qwIdle, true, true}, {qt, true, true}, {qwIdle, false, true}, {qt, false, true}, {qwIdle, false, false}} {
+	}{{qwIdle, true, true}, {qt, true, true}, {static, true, true},
+		{qwIdle, false, true}, {qt, false, true}, {static, false, true}, {qwIdle, false, false}} {
 		switch i {
 		case 0:
 			fmt.Printf("paced: %d scrapers, each scraping every %v, for %v per round\n", o.scrapers, o.interval, o.duration)
-		case 2:
+		case 3:
 			fmt.Printf("flood: %d scrapers, each scraping again as soon as it has the answer, for %v per round\n", o.scrapers, o.duration)
 		}
 		r, err := o.load(ctx, client, spec.s, c.Pid(1), spec.paced, spec.gzip)
@@ -840,14 +887,14 @@ func (o options) run(ctx context.Context) (err error) {
 	}
 	perScrape := func(r round) float64 { return r.cpu / float64(len(r.lat)) }
 	withCorosync := func(r round) float64 { return (r.cpu + r.corosync) / float64(len(r.lat)) }
-	for _, pair := range [][2]int{{0, 1}, {2, 3}} {
-		q, t := rounds[pair[0]], rounds[pair[1]]
+	for _, trio := range [][3]int{{0, 1, 2}, {3, 4, 5}} {
+		q, t, f := rounds[trio[0]], rounds[trio[1]], rounds[trio[2]]
 		mode := "paced"
-		if pair[0] == 2 {
+		if trio[0] == 3 {
 			mode = "flood"
 		}
-		fmt.Printf("CPU per scrape, %s: corosync-quorumtool -p per scrape / quorumwatch = %.0fx (the exporters alone), %.0fx (with corosync's)\n",
-			mode, perScrape(t)/perScrape(q), withCorosync(t)/withCorosync(q))
+		fmt.Printf("CPU per scrape, %s: corosync-quorumtool -p per scrape / quorumwatch = %.0fx (the exporters alone), %.0fx (with corosync's); / the bare server = %.0fx, %.0fx\n",
+			mode, perScrape(t)/perScrape(q), withCorosync(t)/withCorosync(q), perScrape(t)/perScrape(f), withCorosync(t)/withCorosync(f))
 	}
 	fmt.Printf("quorumwatch serve's resident memory: %.1f MiB before the load (peak %.1f MiB), %.1f MiB after it (peak %.1f MiB)\n",
 		float64(rss0)/1024, float64(hwm0)/1024, float64(rss1)/1024, float64(hwm1)/1024)
@@ -916,6 +963,23 @@ func (o options) betweenScrapes(ctx context.Context, c *testcluster.Cluster, s *
 // checkQuorumtool checks that the quorumtool exporter's scrapes so far
 // all ran and parsed the tool, and, when first, that it read this node as
 // quorate.
+// fetch returns the body of s's /metrics.
+func fetch(ctx context.Context, client *http.Client, s *server) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+s.addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: /metrics: %s", s.name, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
 func checkQuorumtool(ctx context.Context, client *http.Client, s *server, first bool) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+s.addr+"/metrics", nil)
 	if err != nil {
