@@ -3,21 +3,14 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/corosync-go/quorum/internal/syncbuf"
 	"github.com/corosync-go/quorum/internal/testcluster"
 )
 
@@ -33,66 +26,15 @@ func TestServeRealCorosync(t *testing.T) {
 		t.Skipf("a real-cluster test of about 40 s: run it with -tags libquorum or %s=1", testcluster.RequireEnv)
 	}
 	c := testcluster.Start(t, 3)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := c.Exec(ctx, 1, exe, "serve", "--web.listen-address", "127.0.0.1:0",
-		"--corosync.refresh-interval", "1s", "--compat.ha-cluster-exporter")
-	cmd.Env = commandEnv(cmd.Env)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := false
-	defer func() {
-		if !waited {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-	var logged syncbuf.Buffer
-	addr := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`msg=listening address=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			fmt.Fprintln(&logged, sc.Text())
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
+	// The server listens on node 1's loopback; its client dials from
+	// inside node 1's namespace.
+	ns := startNodeServe(t, c, 1, "--corosync.refresh-interval", "1s", "--compat.ha-cluster-exporter")
+	s := &served{t: t, base: "http://" + ns.addr, client: ns.client, ended: true}
 	defer func() {
 		if t.Failed() {
-			t.Logf("quorumwatch serve's log:\n%s", logged.String())
+			t.Logf("quorumwatch serve's log:\n%s", ns.log.String())
 		}
 	}()
-
-	// The server listens on node 1's loopback: the test dials from inside
-	// node 1's namespace.
-	dial := func(ctx context.Context, network, address string) (net.Conn, error) {
-		var conn net.Conn
-		err := c.InNode(1, func() error {
-			var err error
-			conn, err = (&net.Dialer{}).DialContext(ctx, network, address)
-			return err
-		})
-		return conn, err
-	}
-	s := &served{t: t, client: &http.Client{Transport: &http.Transport{DialContext: dial}}, ended: true}
-	defer s.client.CloseIdleConnections()
-	select {
-	case a := <-addr:
-		s.base = "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no listening address logged within 30s:\n%s", logged.String())
-	}
 	ev := s.events()
 
 	// compare checks the metrics against corosync-quorumtool -s, run just
@@ -186,14 +128,7 @@ func TestServeRealCorosync(t *testing.T) {
 	ev.waitFor("corosync back", 60*time.Second, settled(1, 2))
 	compare("corosync restarted")
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	waited = true
-	if err != nil {
-		t.Errorf("after SIGTERM: %v, want exit 0", err)
-	}
+	ns.stop(15 * time.Second)
 }
 
 // quorumtoolFlags maps corosync-quorumtool's flag words to the flag label.
